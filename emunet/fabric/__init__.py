@@ -1,0 +1,1 @@
+"""What joins hosts: links with impairments, the learning switch, pcap capture, TAP bridge."""

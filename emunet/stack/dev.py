@@ -1,0 +1,150 @@
+"""Network devices: the rx backlog drained in NAPI-style batches (netif_receive_skb), the qdisc
+and transmitter (dev_queue_xmit, in :class:`emunet.fabric.link.TxQueue`), and statistics named
+as ``ip -s link`` / struct rtnl_link_stats64 name them (net/core/dev.c).
+
+The rx side is a trio task per device; everything else here is plain code called from the tasks
+of the layers above.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ..fabric.link import TxQueue
+from ..wire.addr import BROADCAST_MAC, ip_to_str, mac_to_str, prefix_mask
+from ..wire.ethernet import ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_ZLEN
+from .task import Inbox
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .neigh import NeighTable
+
+DEV_STATS = (
+    "rx_packets", "rx_bytes", "rx_errors", "rx_dropped", "rx_length_errors",
+    "rx_otherhost_dropped", "rx_nohandler", "tx_packets", "tx_bytes", "tx_errors",
+    "tx_dropped", "tx_carrier_errors",
+)  # fmt: skip
+
+
+class Device:
+    """An Ethernet interface of a host: ``host.devices["eth0"]``."""
+
+    def __init__(self, host: Host, name: str, mac: bytes, mtu: int = 1500) -> None:
+        self.host = host
+        self.name = name
+        self.label = f"{host.name}:{name}"
+        self.mac = mac
+        self.mtu = mtu
+        self.up = True
+        self.addresses: list[tuple[int, int]] = []  # (address, prefix length), primary first
+        self.stats: Counter = Counter(dict.fromkeys(DEV_STATS, 0))
+        self.backlog: Inbox[bytes] = Inbox(f"{self.label}:backlog")
+        self.txq = TxQueue(self.label, self.stats, host.txqueuelen)
+        self.neigh: NeighTable | None = None
+        self._fwd_key = f"net.ipv4.conf.{name}.forwarding"
+
+    def __repr__(self) -> str:
+        return f"<Device {self.label} {mac_to_str(self.mac)}>"
+
+    @property
+    def forwarding(self) -> bool:
+        return bool(self.host.sysctl[self._fwd_key])
+
+    @property
+    def primary(self) -> int | None:
+        return self.addresses[0][0] if self.addresses else None
+
+    def broadcasts(self) -> list[int]:
+        return [a | (~prefix_mask(p) & 0xFFFFFFFF) for a, p in self.addresses if p < 31]
+
+    def link_changed(self) -> None:
+        self.host.fib.invalidate()
+
+    # ----------------------------------------------------------------- receive
+    def netif_rx(self, frame: bytes) -> None:
+        """A frame arrives from the link: into the rx backlog, or dropped when it is full."""
+        stats = self.stats
+        stats["rx_packets"] += 1
+        stats["rx_bytes"] += len(frame)
+        if len(self.backlog) >= self.host.max_backlog:
+            stats["rx_dropped"] += 1
+            return
+        self.backlog.put(frame)
+
+    def receive(self, frame: bytes) -> None:
+        """netif_receive_skb: Ethernet demultiplexing to ARP or IPv4."""
+        if len(frame) < ETH_HLEN:
+            self.stats["rx_length_errors"] += 1
+            self.stats["rx_errors"] += 1
+            return
+        dst = frame[0:6]
+        if dst != self.mac and not dst[0] & 1:
+            self.stats["rx_otherhost_dropped"] += 1
+            return
+        ethertype = (frame[12] << 8) | frame[13]
+        host = self.host
+        if ethertype == ETH_P_IP:
+            host.ip_inbox.put((self, frame[ETH_HLEN:]))
+        elif ethertype == ETH_P_ARP:
+            host.neigh_inbox.put((self, frame))
+        else:
+            self.stats["rx_nohandler"] += 1
+
+    async def rx_task(self) -> None:
+        backlog = self.backlog
+        budget = self.host.napi_weight
+        receive = self.receive
+        while True:
+            for frame in await backlog.get_batch(budget):
+                receive(frame)
+
+    # ----------------------------------------------------------------- transmit
+    def queue_xmit(self, frame: bytes) -> None:
+        """dev_queue_xmit: to the qdisc (tail drop when full)."""
+        if not self.up:
+            self.stats["tx_dropped"] += 1
+            return
+        self.txq.enqueue(frame)
+
+    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> None:
+        """neigh_resolve_output for an IPv4 packet leaving by this device."""
+        host = self.host
+        if host.tracer is not None:
+            host.tracer.frame(now, host.name, "neigh_resolve_output", packet, f"dev {self.name}")
+        if nexthop == 0xFFFFFFFF or nexthop in host.broadcast_addrs:
+            header = BROADCAST_MAC + self.mac + b"\x08\x00"
+            frame = header + packet
+            if len(frame) < ETH_ZLEN:
+                frame += bytes(ETH_ZLEN - len(frame))
+            self.queue_xmit(frame)
+            return
+        assert self.neigh is not None
+        self.neigh.output(nexthop, packet, now)
+        host.neigh_wakeup.at(self.neigh.poll_at())
+
+    def describe(self) -> str:
+        addrs = " ".join(f"{ip_to_str(a)}/{p}" for a, p in self.addresses)
+        return f"{self.name}: mtu {self.mtu} {mac_to_str(self.mac)} {addrs}"
+
+
+class Loopback:
+    """``lo``: packets a host sends to its own addresses come back up through here."""
+
+    name = "lo"
+    label = "lo"
+    mtu = 65536
+    up = True
+    forwarding = False
+    addresses: list[tuple[int, int]] = []
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.stats: Counter = Counter(dict.fromkeys(DEV_STATS, 0))
+
+    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> None:
+        self.stats["tx_packets"] += 1
+        self.stats["tx_bytes"] += len(packet)
+        self.stats["rx_packets"] += 1
+        self.stats["rx_bytes"] += len(packet)
+        self.host.ip_inbox.put((self, packet))

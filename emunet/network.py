@@ -25,6 +25,7 @@ from .fabric.impair import LinkParams
 from .fabric.link import Link
 from .fabric.pcap import PcapWriter
 from .fabric.switch import Switch
+from .fabric.tap import TapPort
 from .stack.host import Host
 from .trace import Tracer
 
@@ -52,7 +53,7 @@ class Network:
             raise TypeError(f"seed must be an int, got {seed!r}")
         self.seed = seed
         self.name = name
-        self.nodes: dict[str, Host | Switch] = {}
+        self.nodes: dict[str, Host | Switch | TapPort] = {}
         self.links: dict[tuple[str, str], Link] = {}
         self.tracer: Tracer | None = None
         self._macs = 0
@@ -111,12 +112,29 @@ class Network:
         self.nodes[name] = switch
         return switch
 
+    def add_tap(
+        self,
+        name: str,
+        device: str | None = None,
+        netns: str | None = None,
+        address: str | None = None,
+        routes: Mapping[str, str] | None = None,
+        **kw: Any,
+    ) -> TapPort:
+        """A real Linux peer: a TAP device (default name: ``name``), optionally moved into
+        network namespace ``netns`` with the Linux side's ``address`` and ``routes``; link it as
+        ``"<name>:tap"``.  Needs root and real time (see :mod:`emunet.fabric.tap`)."""
+        self._check_new(name)
+        tap = TapPort(name, device, netns=netns, address=address, routes=routes, **kw)
+        self.nodes[name] = tap
+        return tap
+
     def _port(self, endpoint: str) -> Any:
         node_name, ifname = _split_endpoint(endpoint)
         node = self.nodes.get(node_name)
         if node is None:
             raise KeyError(f"link endpoint {endpoint!r}: no node named {node_name!r}")
-        if isinstance(node, Switch):
+        if isinstance(node, (Switch, TapPort)):
             return node.port(ifname)
         if ifname not in node.devices:
             node.add_interface(ifname, None, self._next_mac())
@@ -197,7 +215,10 @@ class Network:
         if self._running:
             raise RuntimeError("the network is already running")
         self._running = True
+        taps = [node for node in self.nodes.values() if isinstance(node, TapPort)]
         try:
+            for tap in taps:  # outside the nursery, so that their errors are not grouped
+                await tap.open()
             async with trio.open_nursery() as nursery:
                 for node in self.nodes.values():
                     if isinstance(node, Host):
@@ -213,6 +234,8 @@ class Network:
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            for tap in taps:
+                tap.close()
             self._running = False
             for f in self._pcap_files:
                 f.close()

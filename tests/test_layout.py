@@ -27,10 +27,11 @@ PLAIN_MODULES = [
     "emunet.stack.ip",
     "emunet.stack.icmp",
     "emunet.stack.udp",
-    "emunet.stack.tcp_min",
     "emunet.stack.snmp",
     "emunet.stack.sysctl",
     "emunet.stack.skb",
+    "emunet.stack.tcp.cc",
+    "emunet.stack.tcp.rtt",
 ]
 
 

@@ -100,15 +100,16 @@ class Device:
                 receive(frame)
 
     # ----------------------------------------------------------------- transmit
-    def queue_xmit(self, frame: bytes) -> None:
-        """dev_queue_xmit: to the qdisc (tail drop when full)."""
+    def queue_xmit(self, frame: bytes) -> bool:
+        """dev_queue_xmit: to the qdisc (tail drop when full); False when dropped."""
         if not self.up:
             self.stats["tx_dropped"] += 1
-            return
-        self.txq.enqueue(frame)
+            return False
+        return self.txq.enqueue(frame)
 
-    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> None:
-        """neigh_resolve_output for an IPv4 packet leaving by this device."""
+    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> bool:
+        """neigh_resolve_output for an IPv4 packet leaving by this device; False when the
+        device queue refused it."""
         host = self.host
         if host.tracer is not None:
             host.tracer.frame(now, host.name, "neigh_resolve_output", packet, f"dev {self.name}")
@@ -117,11 +118,11 @@ class Device:
             frame = header + packet
             if len(frame) < ETH_ZLEN:
                 frame += bytes(ETH_ZLEN - len(frame))
-            self.queue_xmit(frame)
-            return
+            return self.queue_xmit(frame)
         assert self.neigh is not None
-        self.neigh.output(nexthop, packet, now)
+        ok = self.neigh.output(nexthop, packet, now)
         host.neigh_wakeup.at(self.neigh.poll_at())
+        return ok
 
     def describe(self) -> str:
         addrs = " ".join(f"{ip_to_str(a)}/{p}" for a, p in self.addresses)
@@ -142,9 +143,10 @@ class Loopback:
         self.host = host
         self.stats: Counter = Counter(dict.fromkeys(DEV_STATS, 0))
 
-    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> None:
+    def neigh_output(self, nexthop: int, packet: bytes, now: float, trace: object = None) -> bool:
         self.stats["tx_packets"] += 1
         self.stats["tx_bytes"] += len(packet)
         self.stats["rx_packets"] += 1
         self.stats["rx_bytes"] += len(packet)
         self.host.ip_inbox.put((self, packet))
+        return True

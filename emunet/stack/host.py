@@ -30,13 +30,18 @@ from .skb import SkBuff
 from .snmp import Snmp
 from .sysctl import Sysctl
 from .task import Inbox, Wakeup
-from .tcp_min import TcpLayer
+
+try:  # TEMPORARY until emunet/stack/tcp/conn.py lands (lead engineer removes this)
+    from .tcp.layer import TcpLayer
+except ModuleNotFoundError:
+    from .tcp_min import TcpLayer  # type: ignore[assignment]
 from .udp import UdpLayer
 
 if TYPE_CHECKING:
     from ..trace import Tracer
     from .ping import Hop, PingResult
     from .sock import UdpSocket
+    from .tcp.sock import SocketInfo, TcpListener, TcpStream
 
 
 def parse_cidr(text: str) -> tuple[int, int]:
@@ -78,10 +83,12 @@ class Host:
         self.tcp_inbox: Inbox[SkBuff] = Inbox(f"{name}/tcp")
         self.ip_wakeup = Wakeup()
         self.neigh_wakeup = Wakeup()
+        self.tcp_wakeup = Wakeup()
         self.ip = Ipv4Layer(self)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.tcp = TcpLayer(self)
+        self.tcp.wakeup_at = self.tcp_wakeup.at  # type: ignore[attr-defined]
         self.sysctl.listeners.append(self._sysctl_changed)
         self._pingers: dict[int, Any] = {}
         self._ping_ids = self.rng.randrange(0x10000)
@@ -288,12 +295,17 @@ class Host:
                 udp.rcv(skb, now)
 
     async def _tcp_task(self) -> None:
-        inbox, tcp = self.tcp_inbox, self.tcp
+        """tcp_v4_rcv for every segment, and the TCP timers (retransmit, delayed ACK, persist,
+        keepalive, TIME-WAIT, SYN-ACK) when the earliest is due."""
+        inbox, wakeup, tcp = self.tcp_inbox, self.tcp_wakeup, self.tcp
         while True:
-            batch = await inbox.get_batch(self.napi_weight)
+            batch = await wakeup.wait(inbox, self.napi_weight)
             now = trio.current_time()
             for skb in batch:
                 tcp.rcv(skb, now)
+            if wakeup.deadline <= now:
+                tcp.run_timers(now)
+            wakeup.reset(tcp.poll_at())
 
     # ----------------------------------------------------------------- upcalls
     def udp_rcv(self, skb: SkBuff) -> None:
@@ -368,6 +380,29 @@ class Host:
         from .ping import traceroute
 
         return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait, port=port)
+
+    async def tcp_connect(self, address: str, port: int, **options: Any) -> TcpStream:
+        """Open a TCP connection (a trio.abc.HalfCloseableStream).  Options: nodelay,
+        congestion ("cubic"|"reno"), rcvbuf, sndbuf, keepalive.  Raises OSError with
+        ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH or ENETUNREACH."""
+        from .tcp.sock import tcp_connect
+
+        return await tcp_connect(self, address, port, **options)
+
+    async def tcp_listen(self, port: int, backlog: int = 128, **options: Any) -> TcpListener:
+        """Listen on ``port`` (a trio.abc.Listener[TcpStream]); backlog is capped by
+        net.core.somaxconn as Linux does.  Raises OSError EADDRINUSE."""
+        from .tcp.sock import tcp_listen
+
+        await trio.lowlevel.checkpoint()
+        return tcp_listen(self, port, backlog, **options)
+
+    def sockets(self) -> list[SocketInfo]:
+        """Every TCP socket like ``ss -tani``: state, queues and, per connection, the TcpInfo
+        (cwnd, ssthresh, rtt, retransmits)."""
+        from .tcp.sock import sockets
+
+        return sockets(self)
 
     def next_ping_id(self) -> int:
         for _ in range(0x10000):

@@ -77,7 +77,12 @@ class IcmpLayer:
             else:
                 src = skb.ip.dst
             reply = Icmp.echo(ICMP_ECHOREPLY, icmp.id, icmp.seq).build(data)
-            self._send(skb.ip.src, reply, now, src=src, tos=skb.ip.tos, counter="IcmpOutEchoReps")
+            try:
+                self._send(
+                    skb.ip.src, reply, now, src=src, tos=skb.ip.tos, counter="IcmpOutEchoReps"
+                )
+            except OSError:
+                return  # icmp_reply: no route back to the sender, so nothing is sent
         elif t == ICMP_ECHOREPLY:
             snmp["IcmpInEchoReps"] += 1
             host.ping_rcv(skb.ip.src, icmp, data, now)
@@ -110,9 +115,10 @@ class IcmpLayer:
         self._send(dst, msg, now, counter="IcmpOutEchos", **kw)
 
     def _send(self, dst: int, message: bytes, now: float, *, counter: str, **kw) -> None:
+        self.host.ip.output(dst, IPPROTO_ICMP, message, now, **kw)
+        # icmp_out_count runs once the packet is built (__ip_make_skb), i.e. after routing
         self.snmp["IcmpOutMsgs"] += 1
         self.snmp[counter] += 1
-        self.host.ip.output(dst, IPPROTO_ICMP, message, now, **kw)
 
     def send_error(self, skb: SkBuff, type_: int, code: int, info: int, now: float) -> bool:
         """icmp_send: an error about ``skb`` to its source, if the rules and limits allow."""

@@ -28,11 +28,11 @@ from ..wire.icmp import (
 )
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from .frag import Reassembler, ip_fragment
+from .route import Route
 from .skb import SkBuff
 
 if TYPE_CHECKING:
     from .host import Host
-    from .route import Route
 
 PMTU_EXPIRES = 600.0  # net.ipv4.route.mtu_expires
 MIN_PMTU = 552  # net.ipv4.route.min_pmtu
@@ -198,6 +198,14 @@ class Ipv4Layer:
         self._ident = (self._ident + 1) & 0xFFFF
         return self._ident
 
+    def route_output(self, dst: int) -> Route | None:
+        """ip_route_output: our own addresses go through ``lo`` (the local table: ``ip route
+        get`` shows ``local ... dev lo``); anything else by longest-prefix match."""
+        host = self.host
+        if dst in host.local_addrs:
+            return Route(dst, 32, host.lo, None, "local", 0, dst)
+        return host.fib.lookup(dst)
+
     def route_mtu(self, route: Route, dst: int, now: float) -> int:
         mtu = route.dev.mtu
         entry = self.pmtu.get(dst)
@@ -227,15 +235,15 @@ class Ipv4Layer:
         ttl: int | None = None,
         tos: int = 0,
         df: bool = False,
-    ) -> None:
+    ) -> bool:
         """ip_queue_xmit / ip_push_pending_frames for a locally generated datagram.
 
-        Raises OSError: ENETUNREACH without a route, EMSGSIZE when DF is set and the datagram
-        exceeds the path MTU (the caller's socket reports it to the user).
+        Returns False when the device queue refused it (NET_XMIT_DROP).  Raises OSError:
+        ENETUNREACH without a route, EMSGSIZE when DF is set and the datagram exceeds the path
+        MTU (the caller's socket reports it to the user).
         """
         host = self.host
-        self.snmp["IpOutRequests"] += 1
-        route = host.fib.lookup(dst)
+        route = self.route_output(dst)
         if route is None:
             self.snmp["IpOutNoRoutes"] += 1
             raise _oserror(errno.ENETUNREACH, f"no route to {_addr(dst)}")
@@ -248,13 +256,14 @@ class Ipv4Layer:
         if df and 20 + len(payload) > mtu:
             self.snmp["IpFragFails"] += 1
             raise _oserror(errno.EMSGSIZE, f"{20 + len(payload)} bytes exceed the path MTU {mtu}")
+        self.snmp["IpOutRequests"] += 1  # once the packet exists, as __ip_local_out counts it
         skb = SkBuff(ip, payload, None, None, trace=host.tracer)
         skb.note(
             now, host.name, "ip_queue_xmit", f"{_addr(src)} > {_addr(dst)} via {route.dev.name}"
         )
-        self.finish_output(skb, route, route.nexthop(dst), mtu, now)
+        return self.finish_output(skb, route, route.nexthop(dst), mtu, now)
 
-    def finish_output(self, skb: SkBuff, route: Route, nexthop: int, mtu: int, now: float) -> None:
+    def finish_output(self, skb: SkBuff, route: Route, nexthop: int, mtu: int, now: float) -> bool:
         """ip_output / ip_finish_output: fragment when larger than the MTU, then the neighbour."""
         ip = skb.ip
         dev = route.dev
@@ -263,21 +272,22 @@ class Ipv4Layer:
             raw = skb.raw if skb.raw is not None else ip.build(skb.payload)
             self.snmp["IpOutTransmits"] += 1
             self.snmp["IpExtOutOctets"] += length
-            dev.neigh_output(nexthop, raw, now, skb.trace)
-            return
+            return dev.neigh_output(nexthop, raw, now, skb.trace)
         try:
             pieces = ip_fragment(ip, skb.payload, mtu)
         except ValueError:
             self.snmp["IpFragFails"] += 1
-            return
+            return False
         skb.note(now, self.host.name, "ip_fragment", f"{len(pieces)} fragments for mtu {mtu}")
         self.snmp["IpFragOKs"] += 1
+        ok = True
         for frag_ip, frag_payload in pieces:
             self.snmp["IpFragCreates"] += 1
             self.snmp["IpOutTransmits"] += 1
             raw = frag_ip.build(frag_payload)
             self.snmp["IpExtOutOctets"] += len(raw)
-            dev.neigh_output(nexthop, raw, now, skb.trace)
+            ok = dev.neigh_output(nexthop, raw, now, skb.trace) and ok
+        return ok
 
 
 def _addr(a: int) -> str:

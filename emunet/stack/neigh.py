@@ -242,14 +242,15 @@ class NeighTable:
 
     # ----------------------------------------------------------------- public interface
 
-    def output(self, nexthop: int, ip_packet: bytes, now: float) -> None:
+    def output(self, nexthop: int, ip_packet: bytes, now: float) -> bool:
         """neigh_resolve_output: send ``ip_packet`` to ``nexthop`` on this link, resolving
-        its address first if needed (the packet then waits in the entry's queue)."""
+        its address first if needed (the packet then waits in the entry's queue).  False only
+        when the device queue refused the frame (NET_XMIT_DROP)."""
         self._tick(now)
         n = self._table.get(nexthop)
         if n is None:
             n = self._create(nexthop, now)
-        self._resolve_output(n, ip_packet, now)
+        return self._resolve_output(n, ip_packet, now)
 
     def receive(
         self, arp: Arp, src_mac: bytes, now: float, *, dst_mac: bytes | None = None
@@ -437,13 +438,14 @@ class NeighTable:
 
     # ----------------------------------------------------------------- the state machine
 
-    def _resolve_output(self, n: _Neighbour, ip_packet: bytes, now: float) -> None:
+    def _resolve_output(self, n: _Neighbour, ip_packet: bytes, now: float) -> bool:
         """neigh_resolve_output: send now if the address may be used, else queue."""
         n.used = now
         if n.state in NUD_CONNECTED or n.state is NudState.DELAY or n.state is NudState.PROBE:
-            self._send_ip(n, ip_packet)
-        elif self._event_send(n, ip_packet, now):
-            self._send_ip(n, ip_packet)
+            return self._send_ip(n, ip_packet)
+        if self._event_send(n, ip_packet, now):
+            return self._send_ip(n, ip_packet)
+        return True
 
     def _event_send(self, n: _Neighbour, ip_packet: bytes, now: float) -> bool:
         """__neigh_event_send for a NONE, FAILED, STALE or INCOMPLETE entry.  True when the
@@ -619,9 +621,9 @@ class NeighTable:
         body = Arp(op, self.mac, sender_ip, target_mac, target_ip).build()
         self._xmit(Ethernet(eth_dst, self.mac, ETH_P_ARP).build(body))
 
-    def _send_ip(self, n: _Neighbour, ip_packet: bytes) -> None:
+    def _send_ip(self, n: _Neighbour, ip_packet: bytes) -> bool:
         assert n.ha is not None
-        self._xmit(Ethernet(n.ha, self.mac, ETH_P_IP).build(ip_packet))
+        return self._xmit(Ethernet(n.ha, self.mac, ETH_P_IP).build(ip_packet)) is not False
 
     # ----------------------------------------------------------------- address types
 

@@ -3,10 +3,11 @@ the caller's task over the host's stack.
 
 Ping sends ICMP echo requests (id per call, sequence from 1, ``size`` bytes of data whose first
 8 carry the send time) one per ``interval``; it stops as soon as every reply is in, else waits
-after the last request twice the longest RTT seen, or ``timeout`` if nothing came back (iputils'
-linger).  Traceroute sends UDP probes with TTL 1, 2, ... to ports 33434 upwards, one TTL at a
-time, ``queries`` probes per TTL, and reads the ICMP errors they draw (time exceeded from routers,
-port unreachable from the destination) as IP_RECVERR gives them to Linux traceroute.
+after the last request twice the longest RTT seen (at least one ``interval``), or ``timeout`` if
+nothing came back (iputils' linger).  Traceroute sends UDP probes with TTL 1, 2, ... to ports
+33434 upwards, one TTL at a time, ``queries`` probes per TTL, and reads the ICMP errors they draw
+(time exceeded from routers, port unreachable from the destination) as IP_RECVERR gives them to
+Linux traceroute.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ async def ping(
             pinger.sent_at[seq] = sent
             host.icmp.send_echo(daddr, ident, seq, data, trio.current_time(), ttl=ttl)
         if len(pinger.rtts) < count:
-            linger = 2 * max(pinger.rtts.values()) / NS if pinger.rtts else timeout
+            # iputils schedule_exit: 2 x the longest RTT, but at least one interval
+            linger = max(2 * max(pinger.rtts.values()) / NS, interval) if pinger.rtts else timeout
             with trio.move_on_after(linger):
                 await pinger.event.wait()
     finally:

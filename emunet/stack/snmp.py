@@ -93,6 +93,12 @@ TCP_EXT = [
     "TcpExtTCPRcvQDrop",
     "TcpExtTW",
     "TcpExtDelayedACKs",
+    "TcpExtTCPHystartTrainDetect",
+    "TcpExtTCPHystartTrainCwnd",
+    "TcpExtTCPHystartDelayDetect",
+    "TcpExtTCPHystartDelayCwnd",
+    "TcpExtSyncookiesFailed",
+    "TcpExtTCPAbortOnClose",
 ]
 KNOWN = IP + IP_EXT + ICMP + UDP + TCP + TCP_EXT
 _KNOWN_SET = frozenset(KNOWN)

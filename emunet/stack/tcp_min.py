@@ -61,5 +61,11 @@ class TcpLayer:
         self.snmp["TcpOutSegs"] += 1
         self.snmp["TcpOutRsts"] += 1
 
+    def poll_at(self) -> float | None:
+        return None
+
+    def run_timers(self, now: float) -> None:
+        pass
+
     def err(self, offender: int, icmp: Any, inner: Ipv4, rest: bytes, now: float) -> None:
         """tcp_v4_err: no sockets, nothing to tell."""

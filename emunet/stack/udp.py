@@ -154,7 +154,7 @@ class UdpLayer:
         if not 0 < dport < 0x10000:
             raise ValueError(f"UDP port {dport} is not in 1..65535")
         host = self.host
-        route = host.fib.lookup(dst)
+        route = host.ip.route_output(dst)
         if route is None:
             self.snmp["IpOutNoRoutes"] += 1
             raise OSError(errno.ENETUNREACH, f"{os.strerror(errno.ENETUNREACH)}: {dst:#x}")

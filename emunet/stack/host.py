@@ -360,8 +360,8 @@ class Host:
         ttl: int | None = None,
     ) -> PingResult:
         """Like ``ping -c count -i interval -s size -W timeout``: echo requests, one per
-        interval; waits for outstanding replies after the last (2 x the longest RTT seen, or
-        ``timeout`` when none came back)."""
+        interval; waits for outstanding replies after the last (2 x the longest RTT seen but at
+        least one interval, or ``timeout`` when none came back)."""
         from .ping import ping
 
         return await ping(self, dst, count, interval=interval, size=size, timeout=timeout, ttl=ttl)

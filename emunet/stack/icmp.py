@@ -136,8 +136,7 @@ class IcmpLayer:
             return False
         route = host.fib.lookup(ip.src)
         if route is None:
-            self.snmp["IcmpOutErrors"] += 1
-            return False
+            return False  # icmp_route_lookup failed: Linux sends nothing and counts nothing
         # Answer from the address the offending packet was sent to when it is ours, else from the
         # address of the interface the error leaves by (icmp_errors_use_inbound_ifaddr 0).
         src = ip.dst if ip.dst in host.local_addrs else host.source_address(route)

@@ -254,7 +254,7 @@ class Ipv4Layer:
         ip = Ipv4(src, dst, proto, ttl=ttl, tos=tos, id=self.next_id(), df=df)
         mtu = self.route_mtu(route, dst, now)
         if df and 20 + len(payload) > mtu:
-            self.snmp["IpFragFails"] += 1
+            # ip_append_data refuses it before a packet exists: EMSGSIZE, no counter
             raise _oserror(errno.EMSGSIZE, f"{20 + len(payload)} bytes exceed the path MTU {mtu}")
         self.snmp["IpOutRequests"] += 1  # once the packet exists, as __ip_local_out counts it
         skb = SkBuff(ip, payload, None, None, trace=host.tracer)

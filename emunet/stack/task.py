@@ -28,6 +28,11 @@ class Inbox(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def poke(self) -> None:
+        """Wake the owner with nothing new (it returns an empty batch and looks again)."""
+        if self._lot:
+            self._lot.unpark_all()
+
     def put(self, item: T) -> None:
         self._items.append(item)
         if self._lot:
@@ -51,13 +56,18 @@ class Inbox(Generic[T]):
 
 
 class Wakeup:
-    """A deadline for a layer task's timers that other tasks may move earlier."""
+    """A deadline for a layer task's timers that other tasks may move earlier.
 
-    __slots__ = ("_scope", "deadline")
+    With no timer armed the owner just waits on its inbox (no cancel scope to build); pulling
+    the deadline in then pokes the inbox so the owner wakes and re-arms.
+    """
+
+    __slots__ = ("_inbox", "_scope", "deadline")
 
     def __init__(self) -> None:
         self.deadline = math.inf
         self._scope: trio.CancelScope | None = None
+        self._inbox: Inbox | None = None
 
     def at(self, when: float | None) -> None:
         """Make sure the owner wakes by ``when`` (None: no timer needed)."""
@@ -66,9 +76,17 @@ class Wakeup:
         self.deadline = when
         if self._scope is not None:
             self._scope.deadline = when
+        elif self._inbox is not None:
+            self._inbox.poke()
 
     async def wait(self, inbox: Inbox[T], budget: int = 64) -> list[T]:
         """Wait for inbox items or the deadline, whichever comes first."""
+        if self.deadline == math.inf:
+            self._inbox = inbox
+            try:
+                return await inbox.get_batch(budget)
+            finally:
+                self._inbox = None
         with trio.CancelScope(deadline=self.deadline) as scope:
             self._scope = scope
             try:

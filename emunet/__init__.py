@@ -19,13 +19,15 @@ _LAZY = {
     "run": "emunet.runner",
     "PingResult": "emunet.stack.ping",
     "Hop": "emunet.stack.ping",
+    "load_topology": "emunet.topology",
 }
-__all__ = ["Hop", "Network", "PingResult", "run"]
+__all__ = ["Hop", "Network", "PingResult", "load_topology", "run"]
 
 if TYPE_CHECKING:
     from .network import Network
     from .runner import run
     from .stack.ping import Hop, PingResult
+    from .topology import load_topology
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,7 @@ PLAIN_MODULES = [
     "emunet.stack.skb",
     "emunet.stack.tcp.cc",
     "emunet.stack.tcp.rtt",
+    "emunet.stack.tcp.sack",
 ]
 
 

@@ -28,6 +28,7 @@ from .neigh import NeighEntry, NeighTable
 from .route import Route, RouteTable
 from .skb import SkBuff
 from .snmp import Snmp
+from .sysctl import DEFAULTS as SYSCTL_DEFAULTS
 from .sysctl import Sysctl
 from .task import Inbox, Wakeup
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from .ping import Hop, PingResult
     from .sock import UdpSocket
     from .tcp.sock import SocketInfo, TcpListener, TcpStream
+
+
+_NEIGH_KEYS = [k for k in SYSCTL_DEFAULTS if k.startswith("net.ipv4.neigh.default.")]
 
 
 def parse_cidr(text: str) -> tuple[int, int]:
@@ -138,13 +142,13 @@ class Host:
     def _neigh_params(self) -> dict[str, float | int]:
         """The NeighTable parameters from the net.ipv4.neigh.default.* sysctls (ms -> s)."""
         out: dict[str, float | int] = {}
-        for key, value in self.sysctl.items():
-            if key.startswith(self._NEIGH_SYSCTL):
-                name = key[len(self._NEIGH_SYSCTL) :]
-                if name.endswith("_ms"):
-                    out[name[:-3]] = int(value) / 1000.0
-                else:
-                    out[name] = value
+        for key in _NEIGH_KEYS:
+            value = self.sysctl[key]
+            name = key[len(self._NEIGH_SYSCTL) :]
+            if name.endswith("_ms"):
+                out[name[:-3]] = int(value) / 1000.0
+            else:
+                out[name] = value
         return out
 
     def _sysctl_changed(self, key: str, value: int | str) -> None:

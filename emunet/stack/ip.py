@@ -144,7 +144,7 @@ class Ipv4Layer:
             buf[10] = csum >> 8
             buf[11] = csum & 0xFF
             skb.raw = bytes(buf)
-        skb.ip = attrs.evolve(ip, ttl=ip.ttl - 1)
+        skb.ip = ip.with_ttl(ip.ttl - 1)
         snmp["IpForwDatagrams"] += 1
         skb.note(now, self.host.name, "ip_forward", f"via {route.dev.name} ttl {ip.ttl - 1}")
         self.finish_output(skb, route, route.nexthop(ip.dst), mtu, now)

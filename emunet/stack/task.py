@@ -42,8 +42,11 @@ class Inbox(Generic[T]):
         """Wait (until ``deadline``) for at least one item; return up to ``budget`` of them."""
         items = self._items
         if not items:
-            with trio.move_on_at(deadline):
+            if deadline == math.inf:
                 await self._lot.park()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._lot.park()
             if not items:
                 return []
         else:

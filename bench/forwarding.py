@@ -9,12 +9,14 @@ clock is virtual (``emunet.run``); what is measured is wall time, from the first
 last datagram read.
 
 The floor: the same number of items pushed in the same bursts through the same number of bare
-trio memory-channel hops.  A datagram changes task 10 times on its way:
+trio memory-channel hops.  A datagram changes task 8 times on its way (the qdisc schedules
+serialization when a frame is queued, and each device's tx task delivers its frames at their
+arrival times):
 
-    sender -> client dev-tx -> wire client->r1 -> r1 dev-rx -> r1 ip -> r1 dev-tx
-           -> wire r1->server -> server dev-rx -> server ip -> server udp -> reader
+    sender -> client dev-tx (wire) -> r1 dev-rx -> r1 ip -> r1 dev-tx (wire)
+           -> server dev-rx -> server ip -> server udp -> reader
 
-so the floor is a producer, 9 forwarding tasks and a consumer joined by 10 channels.  Three
+so the floor is a producer, 7 forwarding tasks and a consumer joined by 8 channels.  Three
 floors are shown: every item wakes the next task (``await send.send``: a hop with no batching);
 each task drains its channel in batches of up to 64 (``receive_nowait``) as the stack's layer
 tasks do, with the producer yielding once per item as ``sendto`` does; and the same batched
@@ -33,7 +35,7 @@ import trio
 
 import emunet
 
-HOPS = 10
+HOPS = 8
 BURST = 200
 PAYLOAD = bytes(64)
 BATCH = 64

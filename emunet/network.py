@@ -237,6 +237,8 @@ class Network:
             for tap in taps:
                 tap.close()
             self._running = False
+            for link in self.links.values():
+                link.flush_pcap()
             for f in self._pcap_files:
                 f.close()
             self._pcap_files.clear()

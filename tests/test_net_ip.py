@@ -362,8 +362,9 @@ async def test_each_host_runs_one_task_per_layer(autojump_clock) -> None:
         # and no layer runs twice or unnamed: the host's own task plus its layers
         mine = sorted(n for n in names if n.startswith(f"{host}/"))
         assert mine == sorted([*expected, f"{host}/host"])
-    for a, b in (("client:eth0", "r1:eth0"), ("r1:eth1", "server:eth0")):
-        assert names.count(f"wire:{a}->{b}") == 1 and names.count(f"wire:{b}->{a}") == 1
+    # A link runs no task of its own: each end's dev-tx task puts frames on the wire and
+    # delivers them to the far end at their arrival times.
+    assert not [n for n in names if n.startswith("wire:")]
 
 
 # --------------------------------------------------------------------- no route, no forwarding

@@ -4,10 +4,10 @@ Each end has a :class:`TxQueue`: the sender's qdisc (pfifo, tail drop at ``queue
 counted as tx_dropped) and the transmitter that serializes one frame at a time onto its
 direction of the link (net/sched/sch_generic.c, dev_queue_xmit).  The wire's verdict on each frame
 (loss, duplication, corruption, reordering, delay) comes from the plain model in
-:mod:`emunet.fabric.impair`; the link's delivery task hands each surviving frame to the far port at
-its arrival time.  Frames are bytes end to end.  A pcap of the link records each frame when its
-last bit leaves the sender (what tcpdump on the sending interface shows), both directions in one
-file, with virtual timestamps.
+:mod:`emunet.fabric.impair` when the frame is queued; the sender's tx task hands each surviving
+frame to the far port at its arrival time.  Frames are bytes end to end.  A pcap of the link
+records each frame when its last bit leaves the sender (what tcpdump on the sending interface
+shows), both directions in one file, in time order, with virtual timestamps.
 """
 
 from __future__ import annotations
@@ -42,65 +42,68 @@ class Port(Protocol):
 
 
 class TxQueue:
-    """A qdisc (pfifo, ``limit`` frames) and the transmitter that empties it onto a link."""
+    """One end's qdisc (pfifo, ``limit`` frames) and transmitter onto its link direction.
+
+    Serialization is scheduled when a frame is queued: it starts when the wire is free and
+    ends ``length * 8 / bandwidth`` later; the frame counts against the qdisc until it starts.
+    The wire's verdict (loss, duplication, corruption, delay) is decided then too, as netem
+    decides at enqueue.  The device's tx task (:meth:`run`) then hands every surviving frame
+    to the far end at its arrival time.  So a frame costs one timer event per hop, not three.
+    """
 
     def __init__(self, label: str, stats: Counter, limit: int = 1000) -> None:
         self.label = label
         self.stats = stats
         self.limit = limit
-        self._queue: deque[bytes] = deque()
-        self._lot = trio.lowlevel.ParkingLot()
+        self._starts: deque[int] = deque()  # serialization start times of queued frames
         self.link: Link | None = None
         self._index = 0  # which direction of the link this end transmits on
+        self._attached = trio.lowlevel.ParkingLot()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Frames waiting in the qdisc now (not yet being serialized)."""
+        self._expire(now_ns())
+        return len(self._starts)
+
+    def _expire(self, now: int) -> None:
+        starts = self._starts
+        while starts and starts[0] <= now:
+            starts.popleft()
 
     def attach(self, link: Link, index: int) -> None:
         self.link = link
         self._index = index
         self.limit = link.params.queue
+        self._attached.unpark_all()
 
     def enqueue(self, frame: bytes) -> bool:
         """dev_queue_xmit: queue ``frame`` or drop it (tx_dropped) when the qdisc is full."""
-        if len(self._queue) >= self.limit:
-            self.stats["tx_dropped"] += 1
+        link = self.link
+        stats = self.stats
+        if link is None:
+            stats["tx_carrier_errors"] += 1
+            stats["tx_errors"] += 1
             return False
-        self._queue.append(frame)
-        if self._lot:
-            self._lot.unpark()
+        now = now_ns()
+        self._expire(now)
+        if len(self._starts) >= self.limit:
+            stats["tx_dropped"] += 1
+            return False
+        direction = link.directions[self._index]
+        end = direction.start(len(frame), now)
+        begin = end - direction.serialization_ns(len(frame)) if direction.params.up else end
+        if begin > now:
+            self._starts.append(begin)
+        stats["tx_packets"] += 1
+        stats["tx_bytes"] += len(frame)
+        link.put_on_wire(self._index, frame, end)
         return True
 
     async def run(self) -> None:
-        """The transmitter: one frame at a time, each waiting for its serialization to end."""
-        queue = self._queue
-        stats = self.stats
-        sent = 0
-        while True:
-            if not queue:
-                sent = 0
-                await self._lot.park()
-                continue
-            frame = queue.popleft()
-            link = self.link
-            if link is None:
-                stats["tx_carrier_errors"] += 1
-                stats["tx_errors"] += 1
-                continue
-            direction = link.directions[self._index]
-            start = now_ns()
-            end = direction.start(len(frame), start)
-            if end > start:
-                await trio.sleep_until(end / NS)
-                sent = 0
-            else:
-                sent += 1
-                if sent >= BUDGET:
-                    sent = 0
-                    await trio.lowlevel.checkpoint()
-            stats["tx_packets"] += 1
-            stats["tx_bytes"] += len(frame)
-            link.put_on_wire(self._index, frame, end)
+        """The transmitter: delivers this end's frames at their arrival times."""
+        while self.link is None:
+            await self._attached.park()
+        await self.link._wires[self._index].run()
 
 
 @attrs.frozen
@@ -114,7 +117,8 @@ class LinkStats:
 class _Wire:
     """Frames in flight in one direction, delivered at their arrival times."""
 
-    def __init__(self, dst: Port) -> None:
+    def __init__(self, link: Link, dst: Port) -> None:
+        self.link = link
         self.dst = dst
         self.heap: list[tuple[int, int, bytes]] = []
         self.seq = 0
@@ -126,7 +130,8 @@ class _Wire:
         heapq.heappush(self.heap, (arrival, self.seq, frame))
         if self.heap[0][0] == arrival:
             if self.scope is not None:
-                self.scope.deadline = min(self.scope.deadline, arrival / NS)
+                if arrival / NS < self.scope.deadline:
+                    self.scope.deadline = arrival / NS
             elif self.lot:
                 self.lot.unpark()
 
@@ -143,6 +148,9 @@ class _Wire:
                     await trio.sleep_forever()
                 self.scope = None
             now = now_ns()
+            capture = self.link._capture
+            if capture is not None:
+                capture.flush(now)  # a frame is in the pcap by the time it arrives
             delivered = 0
             while heap and heap[0][0] <= now:
                 _, _, frame = heapq.heappop(heap)
@@ -154,6 +162,25 @@ class _Wire:
                     now = now_ns()
 
 
+class _Capture:
+    """A link's pcap, written in time order although frames are scheduled ahead of time."""
+
+    def __init__(self, writer: PcapWriter) -> None:
+        self.writer = writer
+        self.heap: list[tuple[int, int, bytes]] = []
+        self.seq = 0
+
+    def add(self, when: int, frame: bytes) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (when, self.seq, frame))
+
+    def flush(self, upto: int | None = None) -> None:
+        heap = self.heap
+        while heap and (upto is None or heap[0][0] <= upto):
+            when, _, frame = heapq.heappop(heap)
+            self.writer.write(frame, when)
+
+
 class Link:
     """A full-duplex link between ports ``a`` and ``b`` (``net.link("a:eth0", "b:eth0")``)."""
 
@@ -162,10 +189,25 @@ class Link:
         self.b = b
         self.params = params
         self.directions = (Direction(params, rng_ab), Direction(params, rng_ba))
-        self._wires = (_Wire(b), _Wire(a))
-        self.pcap: PcapWriter | None = None
+        self._wires = (_Wire(self, b), _Wire(self, a))
+        self._capture: _Capture | None = None
         a.txq.attach(self, 0)
         b.txq.attach(self, 1)
+
+    @property
+    def pcap(self) -> PcapWriter | None:
+        return self._capture.writer if self._capture is not None else None
+
+    @pcap.setter
+    def pcap(self, writer: PcapWriter | None) -> None:
+        if self._capture is not None:
+            self._capture.flush()
+        self._capture = _Capture(writer) if writer is not None else None
+
+    def flush_pcap(self) -> None:
+        """Write every frame captured so far (at the end of a run)."""
+        if self._capture is not None:
+            self._capture.flush()
 
     @property
     def name(self) -> str:
@@ -198,14 +240,15 @@ class Link:
         return self.params
 
     def put_on_wire(self, index: int, frame: bytes, end_ns: int) -> None:
-        if self.pcap is not None:
-            self.pcap.write(frame, end_ns)
+        """A frame whose last bit leaves at ``end_ns``: capture it, then let the wire decide."""
+        capture = self._capture
+        if capture is not None:
+            capture.flush(now_ns())
+            capture.add(end_ns, frame)
         wire = self._wires[index]
         for arrival, data in self.directions[index].transmit(frame, end_ns):
             wire.push(arrival, data)
 
     def tasks(self) -> list[tuple[str, Any]]:
-        return [
-            (f"wire:{self.a.label}->{self.b.label}", self._wires[0].run),
-            (f"wire:{self.b.label}->{self.a.label}", self._wires[1].run),
-        ]
+        """None: each end's tx task (the device's dev-tx) delivers its direction."""
+        return []

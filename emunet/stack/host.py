@@ -31,11 +31,7 @@ from .snmp import Snmp
 from .sysctl import DEFAULTS as SYSCTL_DEFAULTS
 from .sysctl import Sysctl
 from .task import Inbox, Wakeup
-
-try:  # TEMPORARY until emunet/stack/tcp/conn.py lands (lead engineer removes this)
-    from .tcp.layer import TcpLayer
-except ModuleNotFoundError:
-    from .tcp_min import TcpLayer  # type: ignore[assignment]
+from .tcp.layer import TcpLayer
 from .udp import UdpLayer
 
 if TYPE_CHECKING:
@@ -92,7 +88,7 @@ class Host:
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.tcp = TcpLayer(self)
-        self.tcp.wakeup_at = self.tcp_wakeup.at  # type: ignore[attr-defined]
+        self.tcp.wakeup_at = self.tcp_wakeup.at
         self.sysctl.listeners.append(self._sysctl_changed)
         self._pingers: dict[int, Any] = {}
         self._ping_ids = self.rng.randrange(0x10000)

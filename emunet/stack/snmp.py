@@ -88,7 +88,6 @@ TCP_EXT = [
     "TcpExtSyncookiesRecv",
     "TcpExtTCPAbortOnData",
     "TcpExtTCPAbortOnTimeout",
-    "TcpExtTCPAbortOnOverflow",
     "TcpExtTCPOFOQueue",
     "TcpExtTCPRcvQDrop",
     "TcpExtTW",
@@ -145,6 +144,23 @@ TCP_EXT = [
     "TcpExtTCPAutoCorking",
     "TcpExtTCPMTUPFail",
     "TcpExtTCPMTUPSuccess",
+    # counted by tcp/conn.py (Linux names of /proc/net/netstat)
+    "TcpExtDelayedACKLost",
+    "TcpExtOfoPruned",
+    "TcpExtOutOfWindowIcmps",
+    "TcpExtPAWSActive",
+    "TcpExtPruneCalled",
+    "TcpExtTCPACKSkippedPAWS",
+    "TcpExtTCPACKSkippedSeq",
+    "TcpExtTCPACKSkippedSynRecv",
+    "TcpExtTCPACKSkippedTimeWait",
+    "TcpExtTCPDSACKOfoRecv",
+    "TcpExtTCPRenoFailures",
+    "TcpExtTCPRenoRecoveryFail",
+    "TcpExtTCPSackFailures",
+    "TcpExtTCPSackRecoveryFail",
+    "TcpExtTCPACKSkippedFinWait2",
+    "TcpExtTCPLossProbeRecovery",
 ]
 KNOWN = IP + IP_EXT + ICMP + UDP + TCP + TCP_EXT
 _KNOWN_SET = frozenset(KNOWN)

@@ -55,6 +55,15 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.tcp_rmem": "4096 131072 6291456",
     "net.ipv4.tcp_wmem": "4096 16384 4194304",
     "net.ipv4.tcp_mtu_probing": 0,
+    "net.ipv4.tcp_dsack": 1,
+    "net.ipv4.tcp_reordering": 3,
+    "net.ipv4.tcp_max_reordering": 300,
+    "net.ipv4.tcp_orphan_retries": 0,
+    "net.ipv4.tcp_syn_linear_timeouts": 0,  # Linux >= 6.5 defaults to 4; see conn.py
+    "net.ipv4.tcp_invalid_ratelimit": 500,  # ms
+    "net.ipv4.tcp_slow_start_after_idle": 1,
+    "net.ipv4.tcp_early_retrans": 3,
+    "net.ipv4.tcp_moderate_rcvbuf": 1,
 }
 CONF_DEFAULTS: dict[str, int] = {"forwarding": 0, "accept_redirects": 1, "send_redirects": 1}
 _CONGESTION = ("cubic", "reno")

@@ -298,9 +298,10 @@ def test_error_our_build_parsed_by_scapy(icmp: Icmp, quoted: bytes) -> None:
     ours_inner, _ = parse_quote(quoted)
     assert (inner.src, inner.dst) == (ip_to_str(ours_inner.src), ip_to_str(ours_inner.dst))
     assert (inner.proto, inner.id, inner.ttl) == (ours_inner.proto, ours_inner.id, ours_inner.ttl)
-    # Past 128 quoted bytes scapy guesses at RFC 4884 extensions and moves the tail into the
-    # ICMP layer, so compare the message bytes rather than scapy's payload layer.
-    assert bytes(pkt) == wire and bytes(pkt)[8:] == quoted
+    # scapy's re-serialization of a parsed error is not byte-faithful (past 128 quoted bytes it
+    # guesses at RFC 4884 extensions; odd quoted UDP lengths move bytes), so the bytes are
+    # checked by scapy's checksum routine below and by its field values above, not by rebuild.
+    assert wire[8:] == quoted
     ours = int.from_bytes(wire[2:4], "big")
     assert pkt.chksum == ours
     # scapy's checksum routine over the raw message with the field zeroed (rebuilding the

@@ -84,6 +84,8 @@ class Device:
             return
         ethertype = (frame[12] << 8) | frame[13]
         host = self.host
+        if host.tracer is not None:
+            _trace_frame(host, "netif_receive_skb", self.name, frame, ethertype)
         if ethertype == ETH_P_IP:
             host.ip_inbox.put((self, frame[ETH_HLEN:]))
         elif ethertype == ETH_P_ARP:
@@ -102,6 +104,8 @@ class Device:
     # ----------------------------------------------------------------- transmit
     def queue_xmit(self, frame: bytes) -> bool:
         """dev_queue_xmit: to the qdisc (tail drop when full); False when dropped."""
+        if self.host.tracer is not None:
+            _trace_frame(self.host, "dev_queue_xmit", self.name, frame, None, self.txq)
         if not self.up:
             self.stats["tx_dropped"] += 1
             return False
@@ -112,7 +116,9 @@ class Device:
         device queue refused it."""
         host = self.host
         if host.tracer is not None:
-            host.tracer.frame(now, host.name, "neigh_resolve_output", packet, f"dev {self.name}")
+            host.tracer.frame(
+                now, host.name, "neigh_resolve_output", packet, self._neigh_state(nexthop)
+            )
         if nexthop == 0xFFFFFFFF or nexthop in host.broadcast_addrs:
             header = BROADCAST_MAC + self.mac + b"\x08\x00"
             frame = header + packet
@@ -123,6 +129,18 @@ class Device:
         ok = self.neigh.output(nexthop, packet, now)
         host.neigh_wakeup.at(self.neigh.poll_at())
         return ok
+
+    def _neigh_state(self, nexthop: int) -> str:
+        """For the tracer: the neighbour entry a packet meets (INCOMPLETE: it waits for ARP)."""
+        if nexthop == 0xFFFFFFFF or nexthop in self.host.broadcast_addrs:
+            return f"dev {self.name} broadcast"
+        entry = None
+        if self.neigh is not None:
+            entry = next((e for e in self.neigh.entries() if e.ip == nexthop), None)
+        state = "NONE: ARP request, packet queued" if entry is None else entry.state.name
+        if entry is not None and entry.state.name in ("INCOMPLETE", "FAILED"):
+            state += ": packet queued until resolved"
+        return f"dev {self.name} nexthop {ip_to_str(nexthop)} {state}"
 
     def describe(self) -> str:
         addrs = " ".join(f"{ip_to_str(a)}/{p}" for a, p in self.addresses)
@@ -150,3 +168,31 @@ class Loopback:
         self.stats["rx_bytes"] += len(packet)
         self.host.ip_inbox.put((self, packet))
         return True
+
+
+def _trace_frame(
+    host: Host, function: str, dev: str, frame: bytes, ethertype: int | None, txq: object = None
+) -> None:
+    """Record a frame's step for the tracer, keyed like its IPv4 packet or ARP message."""
+    if ethertype is None:
+        ethertype = (frame[12] << 8) | frame[13] if len(frame) >= ETH_HLEN else 0
+    body = frame[ETH_HLEN:]
+    queued = f", qdisc {len(txq)} queued" if txq is not None else ""  # type: ignore[arg-type]
+    tracer = host.tracer
+    assert tracer is not None
+    now = host.now()
+    if ethertype == ETH_P_ARP and len(body) >= 28:
+        op = (body[6] << 8) | body[7]
+        sender = int.from_bytes(body[14:18], "big")
+        target = int.from_bytes(body[24:28], "big")
+        what = "request who-has" if op == 1 else "reply" if op == 2 else f"op {op}"
+        detail = (
+            f"dev {dev} ARP {what} {ip_to_str(target)} tell {ip_to_str(sender)}"
+            if op == 1
+            else f"dev {dev} ARP {what} {ip_to_str(sender)} is-at {mac_to_str(body[8:14])}"
+        )
+        tracer.record(now, host.name, function, ("arp", sender, target), detail + queued)
+    elif ethertype == ETH_P_IP:
+        tracer.frame(now, host.name, function, body, f"dev {dev} IPv4 {len(frame)} bytes{queued}")
+    else:
+        tracer.record(now, host.name, function, (), f"dev {dev} ethertype {ethertype:#06x}")

@@ -268,6 +268,7 @@ class Ipv4Layer:
         ip = skb.ip
         dev = route.dev
         length = ip.header_len + len(skb.payload)
+        skb.note(now, self.host.name, "ip_finish_output", f"len {length} mtu {mtu} dev {dev.name}")
         if length <= mtu:
             raw = skb.raw if skb.raw is not None else ip.build(skb.payload)
             self.snmp["IpOutTransmits"] += 1

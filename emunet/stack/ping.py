@@ -124,6 +124,14 @@ async def ping(
             sent = _now_ns()
             data = (_STAMP.pack(sent) + pad)[:size]
             pinger.sent_at[seq] = sent
+            if host.tracer is not None:
+                host.tracer.record(
+                    trio.current_time(),
+                    host.name,
+                    "ping_v4_sendmsg",
+                    ("icmp", ident, seq),
+                    f"echo request id {ident} seq {seq} to {dst}, {size} bytes",
+                )
             host.icmp.send_echo(daddr, ident, seq, data, trio.current_time(), ttl=ttl)
         if len(pinger.rtts) < count:
             # iputils schedule_exit: 2 x the longest RTT, but at least one interval

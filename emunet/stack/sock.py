@@ -80,6 +80,14 @@ class UdpSocket:
         dst, port = _resolve(addr)
         host = self._host
         await trio.lowlevel.checkpoint()
+        if host.tracer is not None:
+            host.tracer.record(
+                host.now(),
+                host.name,
+                "udp_sendmsg",
+                ("udp", self.port, dst, port),
+                f"port {self.port} > {ip_to_str(dst)}:{port} len {len(data)}",
+            )
         host.udp.sendmsg(self.port, bytes(data), dst, port, host.now(), ttl=self.ttl, df=self.df)
         return len(data)
 
@@ -93,7 +101,16 @@ class UdpSocket:
         data, (src, sport), size = self._queue.popleft()
         await trio.lowlevel.cancel_shielded_checkpoint()
         self.rmem -= size
-        self._host.snmp["UdpInDatagrams"] += 1
+        host = self._host
+        host.snmp["UdpInDatagrams"] += 1
+        if host.tracer is not None:
+            host.tracer.record(
+                host.now(),
+                host.name,
+                "udp_recvmsg",
+                ("udp", sport, src, self.port),
+                f"port {self.port} < {ip_to_str(src)}:{sport} len {len(data)}",
+            )
         return data, (ip_to_str(src), sport)
 
     async def recv_error(self, deadline: float = math.inf) -> SockError | None:

@@ -411,7 +411,10 @@ class TcpLayer:
             skb.note(now, host.name, "tcp_add_backlog", "socket owned by user: backlog")
             return
         if (
-            sock.reader_waiting
+            # a segment left in the prequeue by a reader that returned (with data from the
+            # receive queue) keeps later segments behind it: processed at once, they would
+            # overtake it and land in the out-of-order queue
+            (sock.reader_waiting or sock.prequeue)
             and (payload or sock.prequeue)  # an empty segment never overtakes prequeued data
             and conn.state is TcpState.ESTABLISHED
             and not self.sysctl["net.ipv4.tcp_low_latency"]

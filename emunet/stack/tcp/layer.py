@@ -22,18 +22,19 @@ The receive decision of tcp_v4_rcv, in order (DESIGN.md section 1):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...wire.checksum import transport_checksum_ok
 from ...wire.errors import MalformedPacket
 from ...wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from ...wire.ipv4 import IPPROTO_TCP, Ipv4
-from ...wire.tcp import ACK, FIN, RST, SYN, Mss, SackPermitted, Tcp, Timestamps, WindowScale
+from ...wire.tcp import ACK, RST, SYN, Mss, SackPermitted, Tcp, Timestamps, WindowScale
 from .conn import Connection, TcpConfig, TcpState
 
 if TYPE_CHECKING:
@@ -91,6 +92,15 @@ class TcpSock:
     # lock_sock / release_sock ------------------------------------------------------------
     def lock(self) -> None:
         self.owned = True
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """lock_sock ... release_sock around a block (release processes the backlog)."""
+        self.lock()
+        try:
+            yield
+        finally:
+            self.release(self.layer.host.now())
 
     def release(self, now: float) -> int:
         """release_sock: process the backlog until it stays empty; returns segments done."""
@@ -621,9 +631,7 @@ class TcpLayer:
         if tcp.flags & ACK:
             rst = Tcp(tcp.dst_port, tcp.src_port, tcp.ack, 0, RST, 0)
         else:
-            seg_len = length + (1 if tcp.flags & SYN else 0) + (1 if tcp.flags & FIN else 0)
-            ack = (tcp.seq + seg_len) & 0xFFFFFFFF
-            rst = Tcp(tcp.dst_port, tcp.src_port, 0, ack, RST | ACK, 0)
+            rst = Tcp(tcp.dst_port, tcp.src_port, 0, tcp.end_seq(length), RST | ACK, 0)
         try:
             self.host.ip.output(
                 ip.src, IPPROTO_TCP, rst.build(b"", ip.dst, ip.src), now, src=ip.dst

@@ -66,6 +66,25 @@ class _Waiter:
         await self.lot.park()
 
 
+class _OneAtATime:
+    """One task at a time in a stream's send side or receive side (trio's stream contract:
+    a second concurrent caller gets BusyResourceError)."""
+
+    __slots__ = ("_busy", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._busy = False
+        self._what = what
+
+    def __enter__(self) -> None:
+        if self._busy:
+            raise trio.BusyResourceError(f"another task is {self._what}")
+        self._busy = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._busy = False
+
+
 @attrs.frozen
 class SocketInfo:
     """One line of ``host.sockets()``, like ``ss -tni``."""
@@ -90,8 +109,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._waiter = _Waiter()
         sock.waker = self._waiter.wake
         self._closed = False
-        self._sending = False
-        self._receiving = False
+        self._send_guard = _OneAtATime("sending on this stream")
+        self._receive_guard = _OneAtATime("receiving on this stream")
         self._eof_sent = False
 
     # -------------------------------------------------------------- addresses and options
@@ -138,11 +157,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         sock = self._sock
         if sock.owned:
             raise trio.BusyResourceError("the socket lock is already held")
-        sock.lock()
-        try:
+        with sock.locked():
             yield
-        finally:
-            sock.release(_now())
 
     def _check_open(self) -> None:
         if self._closed:
@@ -165,16 +181,15 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     # -------------------------------------------------------------- send
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is sending on this stream")
-        self._sending = True
-        try:
+        with self._send_guard:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
             if self._eof_sent:
                 # Linux says EPIPE; trio's stream contract says ClosedResourceError
                 raise trio.ClosedResourceError("send_all after send_eof")
-            view = memoryview(bytes(data))
+            # no copy here: conn.send copies each chunk it takes, and the caller cannot touch
+            # ``data`` until send_all returns
+            view = memoryview(data).cast("B")
             sock = self._sock
             conn = sock.conn
             while True:
@@ -184,27 +199,18 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     break
                 space = conn.send_space()
                 if space > 0:
-                    now = _now()
-                    sock.lock()
-                    try:
+                    with sock.locked():
                         if self._host.tracer is not None:
                             self._trace("tcp_sendmsg", f"{min(space, len(view))} bytes")
-                        n = conn.send(bytes(view[:space]), now)
-                    finally:
-                        sock.release(now)
+                        n = conn.send(bytes(view[:space]), _now())
                     view = view[n:]
                     continue
                 await self._waiter.wait()
                 self._check_open()
             await trio.lowlevel.cancel_shielded_checkpoint()
-        finally:
-            self._sending = False
 
     async def wait_send_all_might_not_block(self) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is sending on this stream")
-        self._sending = True
-        try:
+        with self._send_guard:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
             conn = self._sock.conn
@@ -212,25 +218,18 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 await self._waiter.wait()
                 self._check_open()
             await trio.lowlevel.cancel_shielded_checkpoint()
-        finally:
-            self._sending = False
 
     async def send_eof(self) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is sending on this stream")
-        self._check_open()
-        await trio.lowlevel.checkpoint()
-        if self._eof_sent:
-            return
-        self._eof_sent = True
-        sock = self._sock
-        if sock.conn.state in _SENDABLE:
-            now = _now()
-            sock.lock()
-            try:
-                sock.conn.shutdown(now)
-            finally:
-                sock.release(now)
+        with self._send_guard:
+            self._check_open()
+            await trio.lowlevel.checkpoint()
+            if self._eof_sent:
+                return
+            self._eof_sent = True
+            sock = self._sock
+            if sock.conn.state in _SENDABLE:
+                with sock.locked():
+                    sock.conn.shutdown(_now())
 
     # -------------------------------------------------------------- receive
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -240,10 +239,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is receiving on this stream")
-        self._receiving = True
-        try:
+        with self._receive_guard:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
             data = self._recvmsg(max_bytes)
@@ -255,13 +251,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 finally:
                     sock.reader_waiting = False
                 self._check_open()
-                data = self._recvmsg(max_bytes, woken=True)
+                data = self._recvmsg(max_bytes)
             await trio.lowlevel.cancel_shielded_checkpoint()
             return data
-        finally:
-            self._receiving = False
 
-    def _recvmsg(self, max_bytes: int, woken: bool = False) -> bytes | None:
+    def _recvmsg(self, max_bytes: int) -> bytes | None:
         """One pass of tcp_recvmsg under the socket lock; None: nothing yet, wait."""
         sock = self._sock
         conn = sock.conn
@@ -301,15 +295,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
         if not self._closed:
             self._closed = True
             sock = self._sock
-            now = _now()
-            if not sock.owned:
-                sock.lock()
-                try:
-                    sock.conn.close(now)
-                finally:
-                    sock.release(now)
+            if sock.owned:  # a lock_sock() holder releases it (and the backlog) itself
+                sock.conn.close(_now())
             else:
-                sock.conn.close(now)
+                with sock.locked():
+                    sock.conn.close(_now())
             self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
@@ -338,7 +328,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         self._waiter = _Waiter()
         listener.waker = self._waiter.wake
         self._closed = False
-        self._accepting = False
+        self._accept_guard = _OneAtATime("accepting on this listener")
 
     @property
     def port(self) -> int:
@@ -353,10 +343,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         return len(self._listener.syn_queue), len(self._listener.accept_queue)
 
     async def accept(self) -> TcpStream:
-        if self._accepting:
-            raise trio.BusyResourceError("another task is accepting on this listener")
-        self._accepting = True
-        try:
+        with self._accept_guard:
             if self._closed:
                 raise trio.ClosedResourceError("the listener is closed")
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -372,8 +359,6 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             if self._host.tracer is not None:
                 stream._trace("inet_csk_accept", f"from the accept queue ({len(queue)} left)")
             return stream
-        finally:
-            self._accepting = False
 
     async def aclose(self) -> None:
         if not self._closed:

@@ -359,6 +359,12 @@ class Tcp:
         """Header length in 32-bit words, as in the data offset field."""
         return self.header_len >> 2
 
+    def end_seq(self, payload_len: int) -> int:
+        """SEG.SEQ + SEG.LEN (RFC 9293 3.4): the sequence number after this segment, where SYN
+        and FIN each occupy one, modulo 2**32."""
+        seg_len = payload_len + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+        return (self.seq + seg_len) & 0xFFFFFFFF
+
     def find_option(self, cls: type[_Opt]) -> _Opt | None:
         """The first option of type ``cls``, or None."""
         for opt in self.options:

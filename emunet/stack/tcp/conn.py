@@ -908,8 +908,7 @@ class Connection:
         if tcp.flags & ACK:
             header = Tcp(self.local[1], self.remote[1], tcp.ack, 0, RST, 0)
         else:
-            seg_len = payload_len + (1 if tcp.flags & SYN else 0) + (1 if tcp.flags & FIN else 0)
-            header = Tcp(self.local[1], self.remote[1], 0, (tcp.seq + seg_len) & MASK, RST | ACK, 0)
+            header = Tcp(self.local[1], self.remote[1], 0, tcp.end_seq(payload_len), RST | ACK, 0)
         self._count("TcpOutRsts")
         self._count("TcpOutSegs")
         self.segs_out += 1
@@ -2038,9 +2037,7 @@ class Connection:
         if ts is not None and self.ts_recent and not tcp.flags & RST:
             paws_reject = _diff(self.ts_recent, ts.tsval) > TCP_PAWS_WINDOW
         seq = tcp.seq
-        end_seq = (
-            seq + len(payload) + (1 if tcp.flags & SYN else 0) + (1 if tcp.flags & FIN else 0)
-        ) & MASK
+        end_seq = tcp.end_seq(len(payload))
         if seq == self.irs and flg == SYN and not paws_reject:
             # A retransmitted SYN: the SYN-ACK was lost, send it again.
             if not self._oow_rate_limited(now, "TcpExtTCPACKSkippedSynRecv"):
@@ -2131,9 +2128,7 @@ class Connection:
         ts = tcp.find_option(Timestamps) if self.tstamp_ok else None
         paws_reject = self._tw_paws_reject(ts, bool(flags & RST), now)
         seq = tcp.seq
-        end_seq = (
-            seq + len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        ) & MASK
+        end_seq = tcp.end_seq(len(payload))
         if not paws_reject and seq == self.rcv_nxt and (seq == end_seq or flags & RST):
             if flags & RST:
                 # TIME-WAIT assassination (tcp_rfc1337 0): the timewait sock goes.
@@ -2177,9 +2172,7 @@ class Connection:
         ts = tcp.find_option(Timestamps) if self.tstamp_ok else None
         paws_reject = self._tw_paws_reject(ts, bool(flags & RST), now)
         seq = tcp.seq
-        end_seq = (
-            seq + len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        ) & MASK
+        end_seq = tcp.end_seq(len(payload))
         if paws_reject or not self._in_window(seq, end_seq, self.rcv_nxt, self._receive_window()):
             if not self._tw_oow_limited(tcp, payload, now, "TcpExtTCPACKSkippedFinWait2"):
                 self._tw_ack(now)
@@ -2338,9 +2331,7 @@ class Connection:
         if not flags & (ACK | RST | SYN):
             return
         seq = tcp.seq
-        end_seq = (
-            seq + len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        ) & MASK
+        end_seq = tcp.end_seq(len(payload))
         ts, sack = self._parse_opts(tcp)
         if not self._validate_incoming(tcp, seq, end_seq, ts, now):
             return

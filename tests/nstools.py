@@ -22,11 +22,13 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 import trio
+
+import emunet
 
 COMMAND_TIMEOUT = 10.0  # seconds: no single command may hang a test longer
 _counter = itertools.count(1)
@@ -231,3 +233,36 @@ def netns_factory() -> Iterator[Any]:
     finally:
         for ns in made:
             ns.destroy()
+
+
+# --------------------------------------------------------------------------- shared topologies
+# The MACs of the Linux ends (set on the TAP devices, so ARP tables can be checked exactly).
+LINUX_MAC = "02:11:22:33:44:01"
+LINUX_MAC2 = "02:11:22:33:44:02"
+
+
+def run_real(main: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Run ``main`` in real time, failing (never hanging) after ``timeout`` seconds."""
+
+    async def guarded() -> Any:
+        with trio.fail_after(timeout):
+            return await main()
+
+    return emunet.run(guarded, realtime=True)
+
+
+def two_namespaces_and_a_router(ns1: Netns, ns2: Netns, **link2: Any) -> emunet.Network:
+    """Linux ns1 (10.0.1.3) -- tap1 -- r1 -- tap2 -- Linux ns2 (10.0.2.3)."""
+    net = emunet.Network(seed=4)
+    net.add_router("r1", interfaces={"eth0": "10.0.1.1/24", "eth1": "10.0.2.1/24"})
+    net.add_tap(
+        "tap1", device=ns1.dev(), netns=ns1.name, address="10.0.1.3/24",
+        routes={"default": "10.0.1.1"}, mac=LINUX_MAC,
+    )  # fmt: skip
+    net.add_tap(
+        "tap2", device=ns2.dev(), netns=ns2.name, address="10.0.2.3/24",
+        routes={"default": "10.0.2.1"}, mac=LINUX_MAC2,
+    )  # fmt: skip
+    net.add_link("tap1:tap", "r1:eth0")
+    net.add_link("r1:eth1", "tap2:tap", **link2)
+    return net

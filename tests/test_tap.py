@@ -18,12 +18,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nstools
 import pytest
 import trio
+from nstools import LINUX_MAC, LINUX_MAC2, run_real, two_namespaces_and_a_router
 
 import emunet
 from emunet.fabric.tap import IFF_NO_PI, IFF_TAP, TapError, TapPort, ifreq
@@ -32,19 +32,7 @@ from emunet.wire.addr import ip_from_str, mac_to_str
 
 netns_factory = nstools.netns_factory
 
-LINUX_MAC = "02:11:22:33:44:01"
-LINUX_MAC2 = "02:11:22:33:44:02"
 VALID = {NudState.REACHABLE, NudState.STALE, NudState.DELAY, NudState.PROBE}
-
-
-def run_real(main: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Run ``main`` in real time, failing (never hanging) after ``timeout`` seconds."""
-
-    async def guarded() -> Any:
-        with trio.fail_after(timeout):
-            return await main()
-
-    return emunet.run(guarded, realtime=True)
 
 
 def ping_argv(dst: str, *options: str, count: int = 3) -> list[str]:
@@ -288,25 +276,6 @@ def test_fragmented_ping_and_a_4000_byte_udp_datagram(netns_factory: Any) -> Non
 
 
 # --------------------------------------------------------------------------- item 4
-def two_namespaces_and_a_router(
-    ns1: nstools.Netns, ns2: nstools.Netns, **link2: Any
-) -> emunet.Network:
-    """Linux ns1 (10.0.1.3) -- tap1 -- r1 -- tap2 -- Linux ns2 (10.0.2.3)."""
-    net = emunet.Network(seed=4)
-    net.add_router("r1", interfaces={"eth0": "10.0.1.1/24", "eth1": "10.0.2.1/24"})
-    net.add_tap(
-        "tap1", device=ns1.dev(), netns=ns1.name, address="10.0.1.3/24",
-        routes={"default": "10.0.1.1"}, mac=LINUX_MAC,
-    )  # fmt: skip
-    net.add_tap(
-        "tap2", device=ns2.dev(), netns=ns2.name, address="10.0.2.3/24",
-        routes={"default": "10.0.2.1"}, mac=LINUX_MAC2,
-    )  # fmt: skip
-    net.add_link("tap1:tap", "r1:eth0")
-    net.add_link("r1:eth1", "tap2:tap", **link2)
-    return net
-
-
 def test_two_linux_namespaces_through_an_emulated_router(netns_factory: Any) -> None:
     nstools.require("ping")
     ns1, ns2 = netns_factory(), netns_factory()

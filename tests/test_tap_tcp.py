@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nstools
-import trio
+from nstools import LINUX_MAC, run_real, two_namespaces_and_a_router
 
 import emunet
 
 netns_factory = nstools.netns_factory
 
-LINUX_MAC = "02:11:22:33:44:01"
-LINUX_MAC2 = "02:11:22:33:44:02"
 SIZE = 5 * 1000 * 1000
 ALL_OPTIONS = 1 | 2 | 4  # TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE
 
@@ -35,16 +32,6 @@ def payload(size: int, tag: bytes) -> bytes:
     """Deterministic, non-repeating-looking bytes (a sha256 chain), ``size`` long."""
     block = b"".join(hashlib.sha256(tag + i.to_bytes(4, "big")).digest() for i in range(2048))
     return (block * (size // len(block) + 1))[:size]
-
-
-def run_real(main: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Run ``main`` in real time, failing (never hanging) after ``timeout`` seconds."""
-
-    async def guarded() -> Any:
-        with trio.fail_after(timeout):
-            return await main()
-
-    return emunet.run(guarded, realtime=True)
 
 
 # A Linux sender: connects, sends SIZE bytes of payload(), half-closes, waits for the peer's
@@ -106,25 +93,6 @@ def one_host_and_linux(ns: nstools.Netns) -> emunet.Network:
     net.add_host("h", interfaces={"eth0": "10.0.1.2/24"})
     net.add_tap("tap0", device=ns.dev(), netns=ns.name, address="10.0.1.3/24", mac=LINUX_MAC)
     net.add_link("h:eth0", "tap0:tap")
-    return net
-
-
-def two_namespaces_and_a_router(
-    ns1: nstools.Netns, ns2: nstools.Netns, **link2: Any
-) -> emunet.Network:
-    """Linux ns1 (10.0.1.3) -- tap1 -- r1 -- tap2 -- Linux ns2 (10.0.2.3)."""
-    net = emunet.Network(seed=4)
-    net.add_router("r1", interfaces={"eth0": "10.0.1.1/24", "eth1": "10.0.2.1/24"})
-    net.add_tap(
-        "tap1", device=ns1.dev(), netns=ns1.name, address="10.0.1.3/24",
-        routes={"default": "10.0.1.1"}, mac=LINUX_MAC,
-    )  # fmt: skip
-    net.add_tap(
-        "tap2", device=ns2.dev(), netns=ns2.name, address="10.0.2.3/24",
-        routes={"default": "10.0.2.1"}, mac=LINUX_MAC2,
-    )  # fmt: skip
-    net.add_link("tap1:tap", "r1:eth0")
-    net.add_link("r1:eth1", "tap2:tap", **link2)
     return net
 
 

@@ -26,6 +26,7 @@ from emunet.wire.icmp import (
     ICMP_DEST_UNREACH,
     ICMP_FRAG_NEEDED,
     ICMP_HOST_UNREACH,
+    ICMP_NET_UNREACH,
     ICMP_PORT_UNREACH,
 )
 from emunet.wire.tcp import (
@@ -1440,30 +1441,41 @@ def test_icmp_port_unreachable_in_syn_sent_is_hard():
     assert box.counters["TcpAttemptFails"] == 1
 
 
-def test_icmp_host_unreachable_in_syn_sent_is_soft():
+def test_icmp_host_unreachable_in_syn_sent_ends_the_connect():
+    # tcp_v4_err: in SYN-SENT every ICMP error ends the connect at once (tcp_done_with_error);
+    # icmp_err_convert's "fatal" flag only matters to connected sockets
     box = Box()
     c = box.conn
     c.open_active(0.0)
     box.do(0.01, "icmp_error", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0)
-    assert c.state is S.SYN_SENT and c.error is None
-    box.advance(200.0)
-    assert c.error == errno.EHOSTUNREACH  # reported when the SYN retries run out
+    assert c.error == errno.EHOSTUNREACH and c.finished
+    assert box.counters["TcpAttemptFails"] == 1
 
 
-def test_icmp_host_unreachable_reverts_backoff_rfc6069():
+def test_icmp_in_syn_sent_while_owned_is_a_soft_error():
     box = Box()
     c = box.conn
     c.open_active(0.0)
-    for _ in range(10):
+    box.do(0.01, "icmp_error", ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, owned=True)
+    assert c.state is S.SYN_SENT and c.error is None
+    box.advance(200.0)
+    assert c.error == errno.ENETUNREACH  # reported when the SYN retries run out
+
+
+def test_icmp_host_unreachable_reverts_backoff_rfc6069():
+    box = established(at=0.1)
+    c = box.conn
+    box.do(1.0, "send", b"x")
+    first = len(box.out)
+    for _ in range(8):
         when = c.poll_at()
-        if when is None:
-            break
         box.advance(when)
-        if c.finished:
-            break
-        box.do(when + 0.01, "icmp_error", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, seq=ISN)
-    assert [t for t, _, _ in box.out] == [0, 1, 2, 3, 4, 5, 6]
-    assert c.error == errno.EHOSTUNREACH and box.now == 7.0
+        box.do(when + 0.01, "icmp_error", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, seq=ISN + 1)
+    # each RTO is reverted to the un-backed-off 300 ms instead of doubling
+    assert [round(t, 3) for t, _, _ in box.out[first:]] == [
+        1.3, 1.6, 1.9, 2.2, 2.5, 2.8, 3.1, 3.4
+    ]  # fmt: skip
+    assert c.error is None and c.state is S.ESTABLISHED
 
 
 def test_icmp_soft_error_in_established_only_on_timeout():

@@ -17,6 +17,7 @@ seed replays exactly).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import random
 from collections import Counter
@@ -127,6 +128,22 @@ async def pump(stream: TcpStream, data: bytes) -> tuple[int, str]:
 CLOSED_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED)
 
 
+async def connect_retrying(net: emunet.Network) -> TcpStream:
+    """A router whose ARP for the next hop goes unanswered (every probe lost) answers the
+    queued SYN with ICMP host unreachable, and that ends a connect at once, as on Linux
+    (tcp_v4_err in SYN-SENT): the client tries again, as a real client would."""
+    for _ in range(3):
+        try:
+            return await net.host("client").tcp_connect("10.0.2.2", PORT)
+        except OSError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            routers = [n for n in net.nodes if n.startswith("r")]
+            sent = sum(net.host(n).nstat()["IcmpOutDestUnreachs"] for n in routers)
+            assert sent, "EHOSTUNREACH without a host unreachable from a router"
+    raise AssertionError("three connects ended by host unreachable")
+
+
 async def exchange(net: emunet.Network, to_server: bytes, to_client: bytes) -> Outcome:
     """client connects to server:PORT; each end sends its bytes and a FIN and reads up to
     EOF; then both close, and the connection must wind down without an error."""
@@ -143,7 +160,7 @@ async def exchange(net: emunet.Network, to_server: bytes, to_client: bytes) -> O
     with trio.fail_after(TRANSFER_LIMIT):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve)
-            streams["client"] = await client.tcp_connect("10.0.2.2", PORT)
+            streams["client"] = await connect_retrying(net)
             got["client"] = await pump(streams["client"], to_server)
         elapsed = trio.current_time() - start
         infos = {name: s.info() for name, s in streams.items()}

@@ -20,6 +20,7 @@ import trio
 
 from ..wire.addr import ip_from_str, ip_to_str, prefix_mask
 from ..wire.errors import MalformedPacket
+from ..wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from ..wire.ipv4 import Ipv4
 from .dev import Device, Loopback
 from .icmp import IcmpLayer
@@ -338,6 +339,8 @@ class Host:
             return
         pinger = self._pingers.get((rest[4] << 8) | rest[5])
         if pinger is not None:
+            if icmp.type == ICMP_DEST_UNREACH and icmp.code == ICMP_FRAG_NEEDED:
+                self.ip.update_pmtu(inner.dst, icmp.next_hop_mtu, now)  # ping_err
             pinger.error(offender, icmp, now)
 
     # ----------------------------------------------------------------- user API

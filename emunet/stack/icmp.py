@@ -100,8 +100,9 @@ class IcmpLayer:
             self.snmp["IcmpInErrors"] += 1
             return
         host = self.host
-        if icmp.type == ICMP_DEST_UNREACH and icmp.code == ICMP_FRAG_NEEDED:
-            host.ip.update_pmtu(inner.dst, icmp.next_hop_mtu, now)
+        # icmp_unreach only hands the error on: each protocol's err handler updates the path
+        # MTU once it has found the socket the quoted packet belongs to (and TCP only after
+        # the quoted sequence number passes its window check)
         if inner.proto == IPPROTO_UDP:
             host.udp.err(skb.ip.src, icmp, inner, rest, now)
         elif inner.proto == IPPROTO_TCP:

@@ -34,9 +34,6 @@ from .skb import SkBuff
 if TYPE_CHECKING:
     from .host import Host
 
-PMTU_EXPIRES = 600.0  # net.ipv4.route.mtu_expires
-MIN_PMTU = 552  # net.ipv4.route.min_pmtu
-
 
 def _oserror(code: int, what: str) -> OSError:
     return OSError(code, f"{os.strerror(code)}: {what}")
@@ -46,6 +43,7 @@ def _oserror(code: int, what: str) -> OSError:
 class PmtuEntry:
     mtu: int
     expires: float
+    locked: bool = False
 
 
 class Ipv4Layer:
@@ -207,22 +205,45 @@ class Ipv4Layer:
         return host.fib.lookup(dst)
 
     def route_mtu(self, route: Route, dst: int, now: float) -> int:
-        mtu = route.dev.mtu
+        """ipv4_mtu: the learned path MTU while it lasts, else the device's."""
+        entry = self._pmtu_entry(dst, now)
+        if entry is not None and (entry.locked or entry.mtu < route.dev.mtu):
+            return entry.mtu
+        return route.dev.mtu
+
+    def pmtu_locked(self, dst: int, now: float) -> bool:
+        """ip_mtu_locked: a frag-needed below route.min_pmtu locked the path MTU, and then
+        TCP sends without DF (ip_dont_fragment) so that routers fragment."""
+        entry = self._pmtu_entry(dst, now)
+        return entry is not None and entry.locked
+
+    def _pmtu_entry(self, dst: int, now: float) -> PmtuEntry | None:
         entry = self.pmtu.get(dst)
-        if entry is not None:
-            if entry.expires <= now:
-                del self.pmtu[dst]
-            elif entry.mtu < mtu:
-                mtu = entry.mtu
-        return mtu
+        if entry is not None and entry.expires <= now:
+            del self.pmtu[dst]
+            return None
+        return entry
 
     def update_pmtu(self, dst: int, mtu: int, now: float) -> None:
-        """A frag-needed told us the path to ``dst`` carries only ``mtu`` (ip_rt_update_pmtu)."""
-        mtu = max(mtu, MIN_PMTU)
+        """__ip_rt_update_pmtu: a frag-needed said the path to ``dst`` carries only ``mtu``.
+
+        Never raised; below ``net.ipv4.route.min_pmtu`` the MTU becomes min(current,
+        min_pmtu) and is locked, as Linux does against forged tiny MTUs."""
         route = self.host.fib.lookup(dst)
-        if route is None or mtu >= route.dev.mtu:
+        if route is None:
             return
-        self.pmtu[dst] = PmtuEntry(mtu, now + PMTU_EXPIRES)
+        old = self.route_mtu(route, dst, now)
+        if old < mtu:
+            return
+        locked = False
+        min_pmtu = int(self.sysctl["net.ipv4.route.min_pmtu"])
+        if mtu < min_pmtu:
+            locked = True
+            mtu = min(old, min_pmtu)
+        if mtu >= route.dev.mtu and not locked:
+            return
+        expires = now + int(self.sysctl["net.ipv4.route.mtu_expires"])
+        self.pmtu[dst] = PmtuEntry(mtu, expires, locked)
 
     def output(
         self,

@@ -148,6 +148,7 @@ TCP_EXT = [
     "TcpExtDelayedACKLost",
     "TcpExtOfoPruned",
     "TcpExtOutOfWindowIcmps",
+    "TcpExtLockDroppedIcmps",
     "TcpExtPAWSActive",
     "TcpExtPruneCalled",
     "TcpExtTCPACKSkippedPAWS",

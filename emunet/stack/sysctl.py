@@ -23,6 +23,9 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.icmp_echo_ignore_all": 0,
     "net.ipv4.icmp_echo_ignore_broadcasts": 1,
     "net.ipv4.ip_no_pmtu_disc": 0,
+    "net.ipv4.route.min_pmtu": 552,
+    "net.ipv4.route.min_adv_mss": 256,
+    "net.ipv4.route.mtu_expires": 600,
     "net.core.netdev_max_backlog": 1000,
     "net.core.netdev_budget": 300,
     "net.core.rmem_default": 212992,
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_early_retrans": 3,
     "net.ipv4.tcp_moderate_rcvbuf": 1,
+    "net.ipv4.tcp_min_snd_mss": 48,
 }
 CONF_DEFAULTS: dict[str, int] = {"forwarding": 0, "accept_redirects": 1, "send_redirects": 1}
 _CONGESTION = ("cubic", "reno")

@@ -17,7 +17,7 @@ import attrs
 
 from ..wire.checksum import transport_checksum_ok
 from ..wire.errors import MalformedPacket
-from ..wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, Icmp
+from ..wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH, Icmp
 from ..wire.ipv4 import IPPROTO_UDP, Ipv4
 from ..wire.udp import Udp
 
@@ -127,7 +127,11 @@ class UdpLayer:
         sport = (rest[0] << 8) | rest[1]
         dport = (rest[2] << 8) | rest[3]
         sock = self.sockets.get(sport)
-        if sock is None or not sock.recverr:
+        if sock is None:
+            return
+        if icmp.type == ICMP_DEST_UNREACH and icmp.code == ICMP_FRAG_NEEDED:
+            self.host.ip.update_pmtu(inner.dst, icmp.next_hop_mtu, now)  # ipv4_sk_update_pmtu
+        if not sock.recverr:
             return
         sock.enqueue_error(
             SockError(offender, icmp.type, icmp.code, icmp.rest, inner.dst, dport, now)

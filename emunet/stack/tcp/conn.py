@@ -260,6 +260,7 @@ class TcpConfig:
     moderate_rcvbuf: bool = True  # net.ipv4.tcp_moderate_rcvbuf
     rmem_max: int = 212992  # net.core.rmem_max
     wmem_max: int = 212992  # net.core.wmem_max
+    min_snd_mss: int = TCP_MIN_SND_MSS  # net.ipv4.tcp_min_snd_mss
 
 
 @attrs.frozen
@@ -337,6 +338,7 @@ class Connection:
         now: float,
         xmit: Callable[[Tcp, bytes], bool],
         ts_offset: int = 0,
+        pmtu: int | None = None,
     ) -> None:
         if mss < TCP_MIN_SND_MSS:
             raise ValueError(f"mss {mss} is below {TCP_MIN_SND_MSS}")
@@ -395,7 +397,7 @@ class Connection:
 
         # --- options and MSS
         self.advmss = mss
-        self._pmtu = mss + 40
+        self._pmtu = mss + 40 if pmtu is None else pmtu
         self.mss_clamp = TCP_MSS_DEFAULT  # the peer's MSS (rx_opt.mss_clamp)
         self.mss_cache = TCP_MSS_DEFAULT
         self.tstamp_ok = False
@@ -461,6 +463,8 @@ class Connection:
         self._retrans_stamp: float | None = None
         self._probes_out = 0
         self._num_timeout = 0  # SYN-ACK timeouts of a request sock
+        # the listener's young/old pruning of a request sock's retries (reqsk_timer_handler)
+        self.synack_retries_now: Callable[[int], int] | None = None
         self._tlp_high_seq: int | None = None  # snd_nxt when a loss probe went out
         self._tlp_retrans = False  # the probe was a retransmission
         self._last_seg = (self.iss, 0)  # (seq, length) of the last segment sent (rtx tail)
@@ -631,7 +635,7 @@ class Connection:
         mss = pmtu - 40
         if mss > self.mss_clamp:
             mss = self.mss_clamp
-        mss = max(mss, TCP_MIN_SND_MSS)
+        mss = max(mss, self.config.min_snd_mss)
         return mss - (self._tcp_header_len - 20)
 
     def _sync_mss(self, pmtu: int) -> int:
@@ -1371,12 +1375,20 @@ class Connection:
             nxt = (self.snd_una, length)
         return self._retransmit(nxt[0], nxt[1], now)
 
+    @property
+    def young(self) -> bool:
+        """A request sock whose SYN-ACK has not yet timed out (the accept queue's "young")."""
+        return self._num_timeout == 0
+
     def _synack_timer(self, now: float) -> None:
         """reqsk_timer_handler: retransmit the SYN-ACK, or drop the request."""
         if self.state is not _S.SYN_RECEIVED or not self._request:
             return
         self._count("TcpExtTCPTimeouts")
-        if self._num_timeout >= self.config.synack_retries:
+        retries = self.config.synack_retries
+        if self.synack_retries_now is not None:
+            retries = self.synack_retries_now(retries)
+        if self._num_timeout >= retries:
             self.error = errno.ETIMEDOUT
             self._set_state(_S.CLOSED)
             self._clear_timers()
@@ -3130,10 +3142,18 @@ class Connection:
     # ============================================================================ ICMP
 
     def icmp_error(
-        self, type_: int, code: int, info: int, now: float, *, seq: int | None = None
+        self,
+        type_: int,
+        code: int,
+        info: int,
+        now: float,
+        *,
+        seq: int | None = None,
+        owned: bool = False,
     ) -> None:
-        """tcp_v4_err.  ``info`` is the ICMP header's rest-of-header word (the next-hop MTU
-        in its low 16 bits for frag needed); ``seq`` the quoted sequence number, if known."""
+        """tcp_v4_err.  ``info`` is the ICMP header's rest-of-header word (for frag needed,
+        the path MTU the route now has); ``seq`` the quoted sequence number, if known;
+        ``owned`` whether a user task holds the socket lock (sock_owned_by_user)."""
         state = self.state
         if state in (_S.CLOSED, _S.LISTEN, _S.TIME_WAIT) or self._tw_finwait2:
             return
@@ -3146,25 +3166,36 @@ class Connection:
             if code == ICMP_FRAG_NEEDED:
                 self._mtu_reduced(info & 0xFFFF, now)
                 return
-            err, fatal = _ICMP_UNREACH_ERR[code]
+            err = _ICMP_UNREACH_ERR[code][0]
             if code in (ICMP_NET_UNREACH, ICMP_HOST_UNREACH):
                 self._ld_rto_revert(now, seq)
         elif type_ == ICMP_TIME_EXCEEDED:
-            err, fatal = errno.EHOSTUNREACH, False
+            err = errno.EHOSTUNREACH
         elif type_ == ICMP_PARAMETERPROB:
-            err, fatal = errno.EPROTO, True
+            err = errno.EPROTO
         else:
             return
         if state in _SYN_STATES:
             if self._request:
                 return  # a request sock is dropped by the listener, not by ICMP
-            if fatal:
+            # tcp_v4_err: in SYN-SENT every error ends the connect (tcp_done_with_error) —
+            # icmp_err_convert's "fatal" flag matters only to connected sockets
+            if owned:
+                self._soft_error = err
+            else:
                 self.error = err
                 self._done()
-            else:
-                self._soft_error = err
             return
-        self._soft_error = err
+        self._soft_error = err  # a connected socket keeps trying until it times out
+
+    def icmp_seq_ok(self, seq: int) -> bool:
+        """tcp_v4_err's window check: the quoted sequence lies in [snd_una, snd_nxt] (a
+        request sock: it is the ISN of our SYN-ACK).  Listeners and closed sockets take any."""
+        if self.state in (_S.CLOSED, _S.LISTEN, _S.TIME_WAIT) or self._tw_finwait2:
+            return True  # ignored without a counter (tcp_v4_err's TIME-WAIT branch)
+        if self._request:
+            return seq == self.iss
+        return _between(self.snd_una, seq, self.snd_nxt)
 
     def _mtu_reduced(self, mtu: int, now: float) -> None:
         """tcp_v4_mtu_reduced: lower the path MTU and retransmit what no longer fits."""

@@ -34,7 +34,7 @@ from ...wire.checksum import transport_checksum_ok
 from ...wire.errors import MalformedPacket
 from ...wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from ...wire.ipv4 import IPPROTO_TCP, Ipv4
-from ...wire.tcp import ACK, RST, SYN, Mss, SackPermitted, Tcp, Timestamps, WindowScale
+from ...wire.tcp import ACK, FIN, RST, SYN, Mss, SackPermitted, Tcp, Timestamps, WindowScale
 from .conn import Connection, TcpConfig, TcpState
 
 if TYPE_CHECKING:
@@ -84,6 +84,19 @@ class TcpSock:
         self.timer_at: float | None = None
         self.deferred_timer = False
         self.waker: Callable[[], None] | None = None
+
+    def synack_retries(self, retries: int) -> int:
+        """reqsk_timer_handler's pruning: once the SYN queue is more than half full, old
+        requests (whose SYN-ACK already timed out) get fewer retries, down to 2, so that a
+        flood of requests nobody answers frees the queue in ~7 s instead of 63 s."""
+        qlen = len(self.syn_queue)
+        if qlen << 1 <= max(8, self.backlog):
+            return retries
+        young = sum(1 for child in self.syn_queue.values() if child.conn.young) << 1
+        while retries > 2 and qlen >= young:
+            retries -= 1
+            young <<= 1
+        return retries
 
     def wake(self) -> None:
         if self.waker is not None:
@@ -156,6 +169,19 @@ class Listener:
         """inet_csk_reqsk_queue_is_full."""
         return len(self.syn_queue) >= self.backlog
 
+    def synack_retries(self, retries: int) -> int:
+        """reqsk_timer_handler's pruning: once the SYN queue is more than half full, old
+        requests (whose SYN-ACK already timed out) get fewer retries, down to 2, so that a
+        flood of requests nobody answers frees the queue in ~7 s instead of 63 s."""
+        qlen = len(self.syn_queue)
+        if qlen << 1 <= max(8, self.backlog):
+            return retries
+        young = sum(1 for child in self.syn_queue.values() if child.conn.young) << 1
+        while retries > 2 and qlen >= young:
+            retries -= 1
+            young <<= 1
+        return retries
+
     def wake(self) -> None:
         if self.waker is not None:
             self.waker()
@@ -209,6 +235,7 @@ class TcpLayer:
             moderate_rcvbuf=bool(s["net.ipv4.tcp_moderate_rcvbuf"]),
             rmem_max=int(s["net.core.rmem_max"]),
             wmem_max=int(s["net.core.wmem_max"]),
+            min_snd_mss=int(s["net.ipv4.tcp_min_snd_mss"]),
         )
         if overrides:
             import attrs
@@ -236,11 +263,14 @@ class TcpLayer:
         def xmit(tcp: Tcp, payload: bytes) -> bool:
             return self._xmit(holder[0], tcp, payload)
 
+        # ipv4_default_advmss: the MSS we advertise never falls below route.min_adv_mss
+        advmss = max(mtu - 40, int(self.sysctl["net.ipv4.route.min_adv_mss"]))
         conn = Connection(
             local,
             remote,
             isn=host.rng.getrandbits(32) if isn is None else isn,
-            mss=mtu - 40,
+            mss=min(advmss, 65535 - 40),
+            pmtu=mtu,
             config=config,
             counters=self.snmp,
             now=now,
@@ -296,14 +326,17 @@ class TcpLayer:
                 now, host.name, "tcp_transmit_skb", ("tcp", sock.key), _describe(tcp, payload)
             )
         try:
+            df = not host.ip.pmtu_locked(rip, now)  # ip_dont_fragment, IP_PMTUDISC_WANT
             return host.ip.output(
-                rip, IPPROTO_TCP, tcp.build(payload, lip, rip), now, src=lip, df=True
+                rip, IPPROTO_TCP, tcp.build(payload, lip, rip), now, src=lip, df=df
             )
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:
                 # ip_fragment with DF on a local packet: Linux sends itself ICMP frag needed
                 route = host.fib.lookup(rip)
                 if route is not None:
+                    mtu = host.ip.route_mtu(route, rip, now)
+                    host.ip.update_pmtu(rip, mtu, now)  # below min_pmtu: locked, DF off
                     self._pending_pmtu.append((sock, host.ip.route_mtu(route, rip, now)))
             return True  # lost on the way out; the retransmit timer recovers
 
@@ -462,15 +495,19 @@ class TcpLayer:
         host = self.host
         if flags & RST:
             return
-        if flags & ACK and not flags & SYN:
-            if self.sysctl["net.ipv4.tcp_syncookies"] and self._cookie_ack(
-                listener, ip, tcp, payload, now, skb
+        if flags & ACK:
+            # tcp_rcv_state_process, LISTEN: any ACK (a SYN-ACK too) draws a reset, after
+            # tcp_v4_cookie_check had its look at a plain ACK
+            if (
+                not flags & SYN
+                and self.sysctl["net.ipv4.tcp_syncookies"]
+                and self._cookie_ack(listener, ip, tcp, payload, now, skb)
             ):
                 return
             self.send_reset(ip, tcp, len(payload), now)
             return
-        if not flags & SYN:
-            return
+        if not flags & SYN or flags & FIN:
+            return  # SYN+FIN is discarded (SKB_DROP_REASON_TCP_FLAGS: no counter)
         want_cookie = False
         syncookies = int(self.sysctl["net.ipv4.tcp_syncookies"])
         if syncookies == 2 or listener.reqsk_queue_full():
@@ -492,6 +529,7 @@ class TcpLayer:
             return
         child = self.new_conn(local, remote, listener.config, now)
         child.listener = listener
+        child.conn.synack_retries_now = listener.synack_retries
         listener.syn_queue[child.key] = child
         self.socks[child.key] = child
         skb.note(now, host.name, "tcp_conn_request", "SYN queued: SYN-ACK")
@@ -642,15 +680,31 @@ class TcpLayer:
         self.snmp["TcpOutRsts"] += 1
 
     def err(self, offender: int, icmp: Any, inner: Ipv4, rest: bytes, now: float) -> None:
-        """tcp_v4_err: an ICMP error about a segment we sent."""
+        """tcp_v4_err: an ICMP error about a segment we sent (RFC 5927's checks)."""
         sport = (rest[0] << 8) | rest[1]
         dport = (rest[2] << 8) | rest[3]
         sock = self.socks.get((inner.src, sport, inner.dst, dport))
         if sock is None:
+            return  # Linux: __ICMP_INC_STATS(ICMP_MIB_INERRORS) for no socket
+        frag_needed = icmp.type == ICMP_DEST_UNREACH and icmp.code == ICMP_FRAG_NEEDED
+        if sock.owned and not frag_needed:
+            self.snmp["TcpExtLockDroppedIcmps"] += 1  # counted, then handled as Linux does
+        seq = int.from_bytes(rest[4:8], "big") if len(rest) >= 8 else None
+        conn = sock.conn
+        if seq is not None and not conn.icmp_seq_ok(seq):
+            self.snmp["TcpExtOutOfWindowIcmps"] += 1
             return
-        if sock.owned and not (icmp.type == ICMP_DEST_UNREACH and icmp.code == ICMP_FRAG_NEEDED):
-            return  # Linux counts LockDroppedIcmps; only frag-needed is deferred
-        sock.conn.icmp_error(icmp.type, icmp.code, icmp.rest, now)
+        info = icmp.rest
+        if frag_needed:
+            # tcp_v4_mtu_reduced -> inet_csk_update_pmtu: the route learns the MTU, and the
+            # connection is told the route's MTU (min_pmtu applied, never the forged value)
+            host = self.host
+            host.ip.update_pmtu(inner.dst, icmp.next_hop_mtu, now)
+            route = host.fib.lookup(inner.dst)
+            if route is None:
+                return
+            info = host.ip.route_mtu(route, inner.dst, now)
+        conn.icmp_error(icmp.type, icmp.code, info, now, owned=sock.owned)
         self.after(sock, now)
 
 

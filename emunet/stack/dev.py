@@ -97,9 +97,13 @@ class Device:
         backlog = self.backlog
         budget = self.host.napi_weight
         receive = self.receive
+        host = self.host
         while True:
             for frame in await backlog.get_batch(budget):
-                receive(frame)
+                try:
+                    receive(frame)
+                except Exception as exc:  # netif_receive_skb could not process it
+                    host.layer_error("device rx", "rx_dropped", exc, self.stats)
 
     # ----------------------------------------------------------------- transmit
     def queue_xmit(self, frame: bytes) -> bool:

@@ -10,6 +10,7 @@ stack synchronously, as a process's do in the kernel.
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import random
@@ -59,6 +60,9 @@ def parse_cidr(text: str) -> tuple[int, int]:
     return ip_from_str(addr), length
 
 
+_log = logging.getLogger("emunet")
+
+
 class Host:
     """``net.host(name)``: an emulated Linux host (or router, which forwards)."""
 
@@ -94,6 +98,7 @@ class Host:
         self._pingers: dict[int, Any] = {}
         self._ping_ids = self.rng.randrange(0x10000)
         self.running = False
+        self._errors_logged: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Host {self.name} ({self.kind})>"
@@ -232,16 +237,47 @@ class Host:
 
     # ----------------------------------------------------------------- layer tasks
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            for name, dev in self.devices.items():
-                nursery.start_soon(dev.rx_task, name=f"{self.name}/dev-rx:{name}")
-                nursery.start_soon(dev.txq.run, name=f"{self.name}/dev-tx:{name}")
-            nursery.start_soon(self._neigh_task, name=f"{self.name}/neigh")
-            nursery.start_soon(self._ip_task, name=f"{self.name}/ip")
-            nursery.start_soon(self._udp_task, name=f"{self.name}/udp")
-            nursery.start_soon(self._tcp_task, name=f"{self.name}/tcp")
-            self.running = True
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                for name, dev in self.devices.items():
+                    nursery.start_soon(dev.rx_task, name=f"{self.name}/dev-rx:{name}")
+                    nursery.start_soon(dev.txq.run, name=f"{self.name}/dev-tx:{name}")
+                nursery.start_soon(self._neigh_task, name=f"{self.name}/neigh")
+                nursery.start_soon(self._ip_task, name=f"{self.name}/ip")
+                nursery.start_soon(self._udp_task, name=f"{self.name}/udp")
+                nursery.start_soon(self._tcp_task, name=f"{self.name}/tcp")
+                self.running = True
+                task_status.started()
+        finally:
+            # the network stopped: every stream still held fails at once, never hangs
+            self.running = False
+            for sock in list(self.tcp.socks.values()):
+                sock.wake()
+            for listener in list(self.tcp.listeners.values()):
+                listener.wake()
+
+    def layer_error(self, layer: str, counter: str, exc: Exception, stats: Any = None) -> None:
+        """An input made a layer's code raise: count it as the drop Linux would count for a
+        packet that layer cannot process, log it once per host and layer (with the
+        traceback), and go on with the next input.  Never lets it out of the layer task."""
+        (self.snmp if stats is None else stats)[counter] += 1
+        if layer not in self._errors_logged:
+            self._errors_logged.add(layer)
+            _log.error(
+                "host %s: %s layer: an input raised %r; counted as %s, later ones silently",
+                self.name,
+                layer,
+                exc,
+                counter,
+                exc_info=exc,
+            )
+
+    def require_running(self, what: str) -> None:
+        if not self.running:
+            raise RuntimeError(
+                f"{what} on host {self.name} needs a running network: "
+                "call it inside `async with net.running():`"
+            )
 
     async def _ip_task(self) -> None:
         inbox, wakeup, ip = self.ip_inbox, self.ip_wakeup, self.ip
@@ -250,9 +286,15 @@ class Host:
             batch = await wakeup.wait(inbox, budget)
             now = trio.current_time()
             for dev, data in batch:
-                ip.rcv(dev, data, now)
+                try:
+                    ip.rcv(dev, data, now)
+                except Exception as exc:  # ip_rcv could not process it: IpInDiscards
+                    self.layer_error("ip", "IpInDiscards", exc)
             if wakeup.deadline <= now:
-                ip.run_timers(now)
+                try:
+                    ip.run_timers(now)
+                except Exception as exc:
+                    self.layer_error("ip timers", "IpReasmFails", exc)
             wakeup.reset(ip.poll_at())
 
     async def _neigh_task(self) -> None:
@@ -277,11 +319,17 @@ class Host:
                         ("arp", arp.sender_ip, arp.target_ip),
                         f"op {arp.op} {ip_to_str(arp.sender_ip)} > {ip_to_str(arp.target_ip)}",
                     )
-                dev.neigh.receive(arp, frame[6:12], now, dst_mac=frame[0:6])
+                try:
+                    dev.neigh.receive(arp, frame[6:12], now, dst_mac=frame[0:6])
+                except Exception as exc:  # arp_rcv could not process it: the device drops
+                    self.layer_error("neigh", "rx_dropped", exc, dev.stats)
             soonest = math.inf
             for dev in self.devices.values():
                 if wakeup.deadline <= now:
-                    dev.neigh.run_timers(now)
+                    try:
+                        dev.neigh.run_timers(now)
+                    except Exception as exc:
+                        self.layer_error("neigh timers", "tx_dropped", exc, dev.stats)
                 when = dev.neigh.poll_at()
                 if when is not None and when < soonest:
                     soonest = when
@@ -293,7 +341,10 @@ class Host:
             batch = await inbox.get_batch(self.napi_weight)
             now = trio.current_time()
             for skb in batch:
-                udp.rcv(skb, now)
+                try:
+                    udp.rcv(skb, now)
+                except Exception as exc:  # __udp4_lib_rcv could not process it
+                    self.layer_error("udp", "UdpInErrors", exc)
 
     async def _tcp_task(self) -> None:
         """tcp_v4_rcv for every segment, and the TCP timers (retransmit, delayed ACK, persist,
@@ -303,9 +354,15 @@ class Host:
             batch = await wakeup.wait(inbox, self.napi_weight)
             now = trio.current_time()
             for skb in batch:
-                tcp.rcv(skb, now)
+                try:
+                    tcp.rcv(skb, now)
+                except Exception as exc:  # tcp_v4_rcv could not process it
+                    self.layer_error("tcp", "TcpInErrs", exc)
             if wakeup.deadline <= now:
-                tcp.run_timers(now)
+                try:
+                    tcp.run_timers(now)
+                except Exception as exc:
+                    self.layer_error("tcp timers", "TcpExtTCPTimeouts", exc)
             wakeup.reset(tcp.poll_at())
 
     # ----------------------------------------------------------------- upcalls
@@ -367,6 +424,7 @@ class Host:
         least one interval, or ``timeout`` when none came back)."""
         from .ping import ping
 
+        self.require_running("host.ping()")
         return await ping(self, dst, count, interval=interval, size=size, timeout=timeout, ttl=ttl)
 
     async def traceroute(
@@ -382,6 +440,7 @@ class Host:
         from 33434 up, until the destination answers port unreachable or max_hops."""
         from .ping import traceroute
 
+        self.require_running("host.traceroute()")
         return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait, port=port)
 
     async def tcp_connect(self, address: str, port: int, **options: Any) -> TcpStream:
@@ -390,6 +449,7 @@ class Host:
         ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH or ENETUNREACH."""
         from .tcp.sock import tcp_connect
 
+        self.require_running("host.tcp_connect()")
         return await tcp_connect(self, address, port, **options)
 
     async def tcp_listen(self, port: int, backlog: int = 128, **options: Any) -> TcpListener:
@@ -397,6 +457,7 @@ class Host:
         net.core.somaxconn as Linux does.  Raises OSError EADDRINUSE."""
         from .tcp.sock import tcp_listen
 
+        self.require_running("host.tcp_listen()")
         await trio.lowlevel.checkpoint()
         return tcp_listen(self, port, backlog, **options)
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .skb import SkBuff
 
 XRLIM_BURST_FACTOR = 6
+PEER_MAX_GC = 32  # net/ipv4/inetpeer.c: entries one inet_peer_gc may free
 IPTOS_PREC_INTERNETCONTROL = 0xC0
 
 
@@ -65,6 +66,7 @@ class IcmpLayer:
             return
         host = self.host
         t = icmp.type
+        snmp[f"IcmpMsgInType{t}"] += 1  # ICMPMSGIN_INC_STATS, once the header is good
         skb.note(now, host.name, "icmp_rcv", f"type {t} code {icmp.code}")
         if t == ICMP_ECHO:
             snmp["IcmpInEchos"] += 1
@@ -119,6 +121,7 @@ class IcmpLayer:
         self.host.ip.output(dst, IPPROTO_ICMP, message, now, **kw)
         # icmp_out_count runs once the packet is built (__ip_make_skb), i.e. after routing
         self.snmp["IcmpOutMsgs"] += 1
+        self.snmp[f"IcmpMsgOutType{message[0]}"] += 1  # icmp_out_count
         self.snmp[counter] += 1
 
     def send_error(self, skb: SkBuff, type_: int, code: int, info: int, now: float) -> bool:
@@ -154,6 +157,29 @@ class IcmpLayer:
             return False
         return True
 
+    def _peer_gc(self, now_ms: float) -> None:
+        """inet_peer_gc before a new peer is made: the least recently used entries idle for
+        longer than the ttl go, at most PEER_MAX_GC of them; the ttl falls from
+        inet_peer_maxttl towards inet_peer_minttl as the table fills, and is 0 once it holds
+        inet_peer_threshold entries.  Entries idle past maxttl always go (Linux frees them
+        on later lookups), so the table shrinks back after a burst of peers."""
+        peers = self._peers
+        s = self.sysctl
+        threshold = int(s["net.ipv4.inet_peer_threshold"])
+        maxttl = int(s["net.ipv4.inet_peer_maxttl"]) * 1000.0
+        minttl = int(s["net.ipv4.inet_peer_minttl"]) * 1000.0
+        total = len(peers)
+        ttl = 0.0 if total >= threshold else maxttl - (maxttl - minttl) * total / threshold
+        removed = 0
+        while peers:
+            oldest = next(iter(peers))
+            idle = now_ms - peers[oldest][1]
+            if idle >= maxttl or (idle >= ttl and removed < PEER_MAX_GC):
+                del peers[oldest]
+                removed += 1
+            else:
+                break
+
     def _allowed(self, peer: int, type_: int, code: int, now: float) -> bool:
         if type_ > NR_ICMP_TYPES:
             return True
@@ -172,12 +198,16 @@ class IcmpLayer:
         # inet_peer_xrlim_allow: tokens in ms, at most 6 * timeout; each message costs timeout
         timeout = float(self.sysctl["net.ipv4.icmp_ratelimit"])
         now_ms = now * 1000.0
-        tokens, last = self._peers.get(peer, (0.0, now_ms - 60_000.0))
+        entry = self._peers.pop(peer, None)
+        if entry is None:
+            self._peer_gc(now_ms)
+            entry = (0.0, now_ms - 60_000.0)
+        tokens, last = entry
         tokens = min(tokens + now_ms - last, XRLIM_BURST_FACTOR * timeout)
         allowed = tokens >= timeout
         if allowed:
             tokens -= timeout
-        self._peers[peer] = (tokens, now_ms)
+        self._peers[peer] = (tokens, now_ms)  # re-inserted: the dict stays in order of use
         if not allowed:
             self.snmp["IcmpOutRateLimitHost"] += 1
             return False

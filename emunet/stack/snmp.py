@@ -6,6 +6,7 @@ The MIB groups follow /proc/net/snmp and /proc/net/netstat of Linux 6.x.  A host
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 IP = [
@@ -165,6 +166,8 @@ TCP_EXT = [
 ]
 KNOWN = IP + IP_EXT + ICMP + UDP + TCP + TCP_EXT
 _KNOWN_SET = frozenset(KNOWN)
+_AFTER_ICMP = len(IP + IP_EXT + ICMP)
+_ICMPMSG = re.compile(r"IcmpMsg(In|Out)Type(\d{1,3})")
 
 
 class Snmp(Counter):
@@ -172,7 +175,18 @@ class Snmp(Counter):
     caught by :meth:`nstat` (so a typo cannot hide a drop)."""
 
     def nstat(self) -> dict[str, int]:
-        unknown = sorted(k for k in self if k not in _KNOWN_SET)
+        """Every counter, in nstat's order.  The per-type ICMP counters (IcmpMsgInType3,
+        IcmpMsgOutType0, ...) exist, as in /proc/net/snmp's IcmpMsg line, once they moved:
+        the in-types first, then the out-types, each by type number (icmpmsg_put)."""
+        unknown = sorted(k for k in self if k not in _KNOWN_SET and not _ICMPMSG.fullmatch(k))
         if unknown:
             raise KeyError(f"counters with no Linux name: {unknown}")
-        return {name: self[name] for name in KNOWN}
+        out = {name: self[name] for name in KNOWN[:_AFTER_ICMP]}
+        msgs = sorted(
+            (m.group(1) == "Out", int(m.group(2)), k)
+            for k in self
+            if (m := _ICMPMSG.fullmatch(k)) and self[k]
+        )
+        out.update((k, self[k]) for _, _, k in msgs)
+        out.update((name, self[name]) for name in KNOWN[_AFTER_ICMP:])
+        return out

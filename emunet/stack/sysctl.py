@@ -23,6 +23,9 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.icmp_echo_ignore_all": 0,
     "net.ipv4.icmp_echo_ignore_broadcasts": 1,
     "net.ipv4.ip_no_pmtu_disc": 0,
+    "net.ipv4.inet_peer_threshold": 65536 + 128,
+    "net.ipv4.inet_peer_minttl": 120,  # s
+    "net.ipv4.inet_peer_maxttl": 600,  # s
     "net.ipv4.route.min_pmtu": 552,
     "net.ipv4.route.min_adv_mss": 256,
     "net.ipv4.route.mtu_expires": 600,

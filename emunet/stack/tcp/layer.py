@@ -85,19 +85,6 @@ class TcpSock:
         self.deferred_timer = False
         self.waker: Callable[[], None] | None = None
 
-    def synack_retries(self, retries: int) -> int:
-        """reqsk_timer_handler's pruning: once the SYN queue is more than half full, old
-        requests (whose SYN-ACK already timed out) get fewer retries, down to 2, so that a
-        flood of requests nobody answers frees the queue in ~7 s instead of 63 s."""
-        qlen = len(self.syn_queue)
-        if qlen << 1 <= max(8, self.backlog):
-            return retries
-        young = sum(1 for child in self.syn_queue.values() if child.conn.young) << 1
-        while retries > 2 and qlen >= young:
-            retries -= 1
-            young <<= 1
-        return retries
-
     def wake(self) -> None:
         if self.waker is not None:
             self.waker()

@@ -163,6 +163,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
     def _check_open(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the stream is closed")
+        if not self._host.running:
+            raise trio.ClosedResourceError(
+                f"the network of host {self._host.name} is not running "
+                "(use the stream inside `async with net.running():`)"
+            )
 
     def _trace(self, function: str, detail: str) -> None:
         """Record a socket call for the tracer (while tracing is on)."""

@@ -102,7 +102,36 @@ class Progress(trio.abc.Instrument):
 def _seed(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return int(text)
+    value = int(text)
+    if value >= 2**64:
+        raise argparse.ArgumentTypeError(f"{text} is too large: a seed is at most 2**64 - 1")
+    return value
+
+
+def _bounded(low: int, high: int, what: str) -> Any:
+    """An argparse type: a decimal integer in ``low..high`` (inclusive), else one clear
+    line naming the range (``--tcp 70000``: "a port is 1..65535, got 70000")."""
+
+    def convert(text: str) -> int:
+        stripped = text.strip()
+        digits = stripped[1:] if stripped[:1] in "+-" else stripped
+        if not digits.isdigit():
+            raise argparse.ArgumentTypeError(f"expected an integer ({what}), got {text!r}")
+        value = int(stripped)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} is {low}..{high}, got {value}")
+        return value
+
+    convert.__name__ = what  # argparse names the type in its messages
+    return convert
+
+
+_PORT = _bounded(1, 65535, "a port")
+_COUNT = _bounded(1, 1_000_000, "a count")
+_PAYLOAD = _bounded(0, 65507, "a size in bytes")
+_TTL = _bounded(1, 255, "a TTL")
+_QUERIES = _bounded(1, 10, "probes per hop")
+_PARALLEL = _bounded(1, 128, "parallel streams")
 
 
 def _load(source: str, seed: int | None = None) -> Topology:
@@ -550,21 +579,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ping = sub.add_parser("ping", help="ping from one host to another (iputils ping)")
     endpoints(ping, "a node name or an IPv4 address")
-    ping.add_argument("-c", "--count", type=int, help="echo requests to send (3)")
+    ping.add_argument("-c", "--count", type=_COUNT, help="echo requests to send (3)")
     ping.add_argument("-i", "--interval", help="time between requests (1s)")
-    ping.add_argument("-s", "--size", type=int, help="bytes of echo data (56)")
+    ping.add_argument("-s", "--size", type=_PAYLOAD, help="bytes of echo data (56)")
     ping.add_argument("-W", "--timeout", help="wait for replies when none came (10s)")
-    ping.add_argument("-t", "--ttl", type=int, help="IP time to live")
+    ping.add_argument("-t", "--ttl", type=_TTL, help="IP time to live")
     ping.add_argument("--report", action="store_true", help=report_help)
     common(ping)
     ping.set_defaults(func=cmd_ping)
 
     tr = sub.add_parser("traceroute", help="trace the route to a host (Linux traceroute)")
     endpoints(tr, "a node name or an IPv4 address")
-    tr.add_argument("-m", "--max-hops", dest="max_hops", type=int, help="largest TTL (30)")
-    tr.add_argument("-q", "--queries", type=int, help="probes per hop (1)")
+    tr.add_argument("-m", "--max-hops", dest="max_hops", type=_TTL, help="largest TTL (30)")
+    tr.add_argument("-q", "--queries", type=_QUERIES, help="probes per hop (1)")
     tr.add_argument("-w", "--wait", help="wait for each answer (5s)")
-    tr.add_argument("-p", "--port", type=int, help="first destination port (33434)")
+    tr.add_argument("-p", "--port", type=_PORT, help="first destination port (33434)")
     tr.add_argument("--report", action="store_true", help=report_help)
     common(tr)
     tr.set_defaults(func=cmd_traceroute)
@@ -576,10 +605,10 @@ def build_parser() -> argparse.ArgumentParser:
     amount.add_argument("-t", "--time", help="how long to send (TCP and UDP: 10s)")
     iperf.add_argument("-u", "--udp", action="store_true", help="a UDP stream instead of TCP")
     iperf.add_argument("-b", "--rate", help="UDP: target rate (1Mbit)")
-    iperf.add_argument("-P", "--parallel", type=int, help="TCP: parallel streams (1)")
+    iperf.add_argument("-P", "--parallel", type=_PARALLEL, help="TCP: parallel streams (1)")
     iperf.add_argument("-l", "--length", help="TCP write size (128KiB); UDP datagram (1470)")
     iperf.add_argument("-C", "--congestion", dest="cc", help="TCP: cubic or reno")
-    iperf.add_argument("-p", "--port", type=int, help="server port (5001)")
+    iperf.add_argument("-p", "--port", type=_PORT, help="server port (5001)")
     iperf.add_argument("--report", action="store_true", help=report_help)
     common(iperf)
     iperf.set_defaults(func=cmd_iperf)
@@ -589,10 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     endpoints(trace, "a node name (or an address for ICMP)")
     proto = trace.add_mutually_exclusive_group()
-    proto.add_argument("--tcp", type=int, metavar="PORT", help="a TCP connect to PORT (and data)")
-    proto.add_argument("--udp", type=int, metavar="PORT", help="one UDP datagram to PORT")
+    proto.add_argument("--tcp", type=_PORT, metavar="PORT", help="a TCP connect to PORT (and data)")
+    proto.add_argument("--udp", type=_PORT, metavar="PORT", help="one UDP datagram to PORT")
     trace.add_argument(
-        "--size", type=int, help="bytes of data (ICMP 56; UDP 64; TCP 64 after connect, 0: none)"
+        "--size",
+        type=_PAYLOAD,
+        help="bytes of data (ICMP 56; UDP 64; TCP 64 after connect, 0: none)",
     )
     common(trace, json=False)
     trace.set_defaults(func=cmd_trace)

@@ -1,0 +1,68 @@
+"""Issue 9, items 15-20: bad input from users gets one clear line on stderr and exit status 2,
+never a traceback."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from emunet import cli
+
+ROOT = pathlib.Path(__file__).parent.parent
+THREE_HOP = str(ROOT / "topologies" / "three-hop.yaml")
+
+
+def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["trace", THREE_HOP, "client", "server", "--tcp", "70000"],
+            "a port is 1..65535, got 70000",
+        ),
+        (["trace", THREE_HOP, "client", "server", "--tcp", "0"], "a port is 1..65535, got 0"),
+        (
+            ["trace", THREE_HOP, "client", "server", "--udp", "70000"],
+            "a port is 1..65535, got 70000",
+        ),
+        (["trace", THREE_HOP, "client", "server", "--udp", "x"], "expected an integer (a port)"),
+        (["trace", THREE_HOP, "client", "server", "--size", "-1"], "a size in bytes is 0..65507"),
+        (
+            ["trace", THREE_HOP, "client", "server", "--size", "70000"],
+            "a size in bytes is 0..65507",
+        ),
+        (["ping", THREE_HOP, "client", "server", "-c", "0"], "a count is 1..1000000, got 0"),
+        (["ping", THREE_HOP, "client", "server", "-c", "10000000"], "a count is 1..1000000"),
+        (["ping", THREE_HOP, "client", "server", "-s", "65508"], "a size in bytes is 0..65507"),
+        (["ping", THREE_HOP, "client", "server", "-t", "256"], "a TTL is 1..255, got 256"),
+        (["ping", THREE_HOP, "client", "server", "-t", "0"], "a TTL is 1..255, got 0"),
+        (["traceroute", THREE_HOP, "client", "server", "-m", "0"], "a TTL is 1..255, got 0"),
+        (["traceroute", THREE_HOP, "client", "server", "-q", "0"], "probes per hop is 1..10"),
+        (["traceroute", THREE_HOP, "client", "server", "-p", "65536"], "a port is 1..65535"),
+        (["iperf", THREE_HOP, "client", "server", "-P", "0"], "parallel streams is 1..128, got 0"),
+        (["iperf", THREE_HOP, "client", "server", "-p", "99999"], "a port is 1..65535"),
+        (["run", THREE_HOP, "--seed", "-3"], "expected an integer >= 0"),
+        (["run", THREE_HOP, "--seed", str(2**64)], "a seed is at most 2**64 - 1"),
+    ],
+)
+def test_item_15_cli_numeric_options_validated(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _main(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    line = _one_line(err)
+    assert message in line

@@ -134,10 +134,16 @@ _QUERIES = _bounded(1, 10, "probes per hop")
 _PARALLEL = _bounded(1, 128, "parallel streams")
 
 
-def _load(source: str, seed: int | None = None) -> Topology:
+def _load(args: argparse.Namespace, seed: int | None = None) -> Topology:
     from .topology.load import load_topology
 
-    topology = load_topology(source)
+    topology = load_topology(args.topology)
+    taps = [name for name, node in topology.nodes.items() if node.kind == "tap"]
+    if taps and not getattr(args, "realtime", False):
+        raise UsageError(
+            f"emunet {args.command}: {topology.name} has a tap node ({taps[0]!r}, a real Linux "
+            "device that lives in wall-clock time): add --realtime"
+        )
     if seed is not None:
         topology = attrs.evolve(topology, seed=seed)
     return topology
@@ -243,14 +249,14 @@ def _experiment(cls: Any, command: str, **fields: Any) -> Experiment:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     report = _run_experiments(topology, None, args)
     sys.stdout.write(str(report) + "\n")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    topology = _load(args.topology)
+    topology = _load(args)
     _build(topology)
     kinds: dict[str, int] = {}
     for node in topology.nodes.values():
@@ -284,7 +290,7 @@ def _single(args: argparse.Namespace, spec: Experiment, topology: Topology) -> i
 def cmd_ping(args: argparse.Namespace) -> int:
     from .topology.schema import PingExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=False)
     spec = _experiment(
@@ -304,7 +310,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 def cmd_traceroute(args: argparse.Namespace) -> int:
     from .topology.schema import TracerouteExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=False)
     spec = _experiment(
@@ -323,7 +329,7 @@ def cmd_traceroute(args: argparse.Namespace) -> int:
 def cmd_iperf(args: argparse.Namespace) -> int:
     from .topology.schema import TcpExperiment, UdpExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=True)
     spec: Experiment
@@ -493,7 +499,7 @@ async def _trace_tcp(
 def cmd_trace(args: argparse.Namespace) -> int:
     from .experiments.common import node_address
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(
         args.command, topology, args.dst, "DST", stack=args.tcp is not None or args.udp is not None
@@ -573,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check a topology file (exit 2 with the error)")
     check.add_argument("topology", metavar="TOPOLOGY")
+    check.add_argument(
+        "--realtime", action="store_true", help="check for a wall-clock run (needed by tap nodes)"
+    )
     check.set_defaults(func=cmd_check)
 
     report_help = "print the whole report (links, counters), not only the tool's table"

@@ -66,3 +66,38 @@ def test_item_15_cli_numeric_options_validated(
     assert out == ""
     line = _one_line(err)
     assert message in line
+
+
+TAP_TOPOLOGY = """
+name: with-tap
+nodes:
+  r1: {kind: router, interfaces: {eth0: 10.0.0.1/24}}
+  linux: {kind: tap, device: emtap0, address: 10.0.0.2/24}
+links:
+  - {endpoints: [r1:eth0, linux:tap], delay: 1ms}
+"""
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_item_16_tap_needs_realtime(
+    command: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tap.yaml"
+    path.write_text(TAP_TOPOLOGY)
+    status, out, err = _main(capsys, command, str(path))
+    assert (status, out) == (2, "")
+    line = _one_line(err)
+    assert line == (
+        f"emunet {command}: with-tap has a tap node ('linux', a real Linux device that lives "
+        "in wall-clock time): add --realtime"
+    )
+
+
+def test_item_16_check_with_realtime_passes(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tap.yaml"
+    path.write_text(TAP_TOPOLOGY)
+    status, out, err = _main(capsys, "check", str(path), "--realtime")
+    assert (status, err) == (0, "")
+    assert out.startswith("tap.yaml: OK: with-tap")

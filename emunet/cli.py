@@ -239,7 +239,12 @@ def _check_node(command: str, topology: Topology, name: str, role: str, *, stack
 
 
 def _experiment(cls: Any, command: str, **fields: Any) -> Experiment:
+    from .units import require_unit_for
+
     try:
+        for key, value in fields.items():
+            if value is not None:
+                require_unit_for(key, value)
         return cls(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as exc:
         raise UsageError(f"emunet {command}: {exc}") from None

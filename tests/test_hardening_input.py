@@ -101,3 +101,37 @@ def test_item_16_check_with_realtime_passes(
     status, out, err = _main(capsys, "check", str(path), "--realtime")
     assert (status, err) == (0, "")
     assert out.startswith("tap.yaml: OK: with-tap")
+
+
+BARE = """
+name: bare
+nodes:
+  a: {interfaces: {eth0: 10.0.0.1/24}}
+  b: {interfaces: {eth0: 10.0.0.2/24}}
+links:
+  - {endpoints: [a:eth0, b:eth0], LINK}
+"""
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("delay: 30", "links[0].delay: 30 has no unit: write 30ms or 30s"),
+        ("delay: '30'", "links[0].delay: 30 has no unit: write 30ms or 30s"),
+        ("bandwidth: 30", "links[0].bandwidth: 30 has no unit: write 30Mbit or 30kbit"),
+    ],
+)
+def test_item_19_bare_number_needs_unit(
+    link: str, message: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bare.yaml"
+    path.write_text(BARE.replace("LINK", link))
+    status, out, err = _main(capsys, "check", str(path))
+    assert (status, out) == (2, "")
+    assert message in _one_line(err)
+
+
+def test_item_19_cli_bare_interval_needs_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _main(capsys, "ping", THREE_HOP, "client", "server", "-i", "2")
+    assert (status, out) == (2, "")
+    assert "2 has no unit: write 2ms or 2s" in _one_line(err)

@@ -102,13 +102,48 @@ class Progress(trio.abc.Instrument):
 def _seed(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return int(text)
+    value = int(text)
+    if value >= 2**64:
+        raise argparse.ArgumentTypeError(f"{text} is too large: a seed is at most 2**64 - 1")
+    return value
 
 
-def _load(source: str, seed: int | None = None) -> Topology:
+def _bounded(low: int, high: int, what: str) -> Any:
+    """An argparse type: a decimal integer in ``low..high`` (inclusive), else one clear
+    line naming the range (``--tcp 70000``: "a port is 1..65535, got 70000")."""
+
+    def convert(text: str) -> int:
+        stripped = text.strip()
+        digits = stripped[1:] if stripped[:1] in "+-" else stripped
+        if not digits.isdigit():
+            raise argparse.ArgumentTypeError(f"expected an integer ({what}), got {text!r}")
+        value = int(stripped)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} is {low}..{high}, got {value}")
+        return value
+
+    convert.__name__ = what  # argparse names the type in its messages
+    return convert
+
+
+_PORT = _bounded(1, 65535, "a port")
+_COUNT = _bounded(1, 1_000_000, "a count")
+_PAYLOAD = _bounded(0, 65507, "a size in bytes")
+_TTL = _bounded(1, 255, "a TTL")
+_QUERIES = _bounded(1, 10, "probes per hop")
+_PARALLEL = _bounded(1, 128, "parallel streams")
+
+
+def _load(args: argparse.Namespace, seed: int | None = None) -> Topology:
     from .topology.load import load_topology
 
-    topology = load_topology(source)
+    topology = load_topology(args.topology)
+    taps = [name for name, node in topology.nodes.items() if node.kind == "tap"]
+    if taps and not getattr(args, "realtime", False):
+        raise UsageError(
+            f"emunet {args.command}: {topology.name} has a tap node ({taps[0]!r}, a real Linux "
+            "device that lives in wall-clock time): add --realtime"
+        )
     if seed is not None:
         topology = attrs.evolve(topology, seed=seed)
     return topology
@@ -204,7 +239,12 @@ def _check_node(command: str, topology: Topology, name: str, role: str, *, stack
 
 
 def _experiment(cls: Any, command: str, **fields: Any) -> Experiment:
+    from .units import require_unit_for
+
     try:
+        for key, value in fields.items():
+            if value is not None:
+                require_unit_for(key, value)
         return cls(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as exc:
         raise UsageError(f"emunet {command}: {exc}") from None
@@ -214,14 +254,14 @@ def _experiment(cls: Any, command: str, **fields: Any) -> Experiment:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     report = _run_experiments(topology, None, args)
     sys.stdout.write(str(report) + "\n")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    topology = _load(args.topology)
+    topology = _load(args)
     _build(topology)
     kinds: dict[str, int] = {}
     for node in topology.nodes.values():
@@ -255,7 +295,7 @@ def _single(args: argparse.Namespace, spec: Experiment, topology: Topology) -> i
 def cmd_ping(args: argparse.Namespace) -> int:
     from .topology.schema import PingExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=False)
     spec = _experiment(
@@ -275,7 +315,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 def cmd_traceroute(args: argparse.Namespace) -> int:
     from .topology.schema import TracerouteExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=False)
     spec = _experiment(
@@ -294,7 +334,7 @@ def cmd_traceroute(args: argparse.Namespace) -> int:
 def cmd_iperf(args: argparse.Namespace) -> int:
     from .topology.schema import TcpExperiment, UdpExperiment
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(args.command, topology, args.dst, "DST", stack=True)
     spec: Experiment
@@ -464,7 +504,7 @@ async def _trace_tcp(
 def cmd_trace(args: argparse.Namespace) -> int:
     from .experiments.common import node_address
 
-    topology = _load(args.topology, args.seed)
+    topology = _load(args, args.seed)
     _check_node(args.command, topology, args.src, "SRC", stack=True)
     _check_node(
         args.command, topology, args.dst, "DST", stack=args.tcp is not None or args.udp is not None
@@ -544,27 +584,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check a topology file (exit 2 with the error)")
     check.add_argument("topology", metavar="TOPOLOGY")
+    check.add_argument(
+        "--realtime", action="store_true", help="check for a wall-clock run (needed by tap nodes)"
+    )
     check.set_defaults(func=cmd_check)
 
     report_help = "print the whole report (links, counters), not only the tool's table"
 
     ping = sub.add_parser("ping", help="ping from one host to another (iputils ping)")
     endpoints(ping, "a node name or an IPv4 address")
-    ping.add_argument("-c", "--count", type=int, help="echo requests to send (3)")
+    ping.add_argument("-c", "--count", type=_COUNT, help="echo requests to send (3)")
     ping.add_argument("-i", "--interval", help="time between requests (1s)")
-    ping.add_argument("-s", "--size", type=int, help="bytes of echo data (56)")
+    ping.add_argument("-s", "--size", type=_PAYLOAD, help="bytes of echo data (56)")
     ping.add_argument("-W", "--timeout", help="wait for replies when none came (10s)")
-    ping.add_argument("-t", "--ttl", type=int, help="IP time to live")
+    ping.add_argument("-t", "--ttl", type=_TTL, help="IP time to live")
     ping.add_argument("--report", action="store_true", help=report_help)
     common(ping)
     ping.set_defaults(func=cmd_ping)
 
     tr = sub.add_parser("traceroute", help="trace the route to a host (Linux traceroute)")
     endpoints(tr, "a node name or an IPv4 address")
-    tr.add_argument("-m", "--max-hops", dest="max_hops", type=int, help="largest TTL (30)")
-    tr.add_argument("-q", "--queries", type=int, help="probes per hop (1)")
+    tr.add_argument("-m", "--max-hops", dest="max_hops", type=_TTL, help="largest TTL (30)")
+    tr.add_argument("-q", "--queries", type=_QUERIES, help="probes per hop (1)")
     tr.add_argument("-w", "--wait", help="wait for each answer (5s)")
-    tr.add_argument("-p", "--port", type=int, help="first destination port (33434)")
+    tr.add_argument("-p", "--port", type=_PORT, help="first destination port (33434)")
     tr.add_argument("--report", action="store_true", help=report_help)
     common(tr)
     tr.set_defaults(func=cmd_traceroute)
@@ -576,10 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     amount.add_argument("-t", "--time", help="how long to send (TCP and UDP: 10s)")
     iperf.add_argument("-u", "--udp", action="store_true", help="a UDP stream instead of TCP")
     iperf.add_argument("-b", "--rate", help="UDP: target rate (1Mbit)")
-    iperf.add_argument("-P", "--parallel", type=int, help="TCP: parallel streams (1)")
+    iperf.add_argument("-P", "--parallel", type=_PARALLEL, help="TCP: parallel streams (1)")
     iperf.add_argument("-l", "--length", help="TCP write size (128KiB); UDP datagram (1470)")
     iperf.add_argument("-C", "--congestion", dest="cc", help="TCP: cubic or reno")
-    iperf.add_argument("-p", "--port", type=int, help="server port (5001)")
+    iperf.add_argument("-p", "--port", type=_PORT, help="server port (5001)")
     iperf.add_argument("--report", action="store_true", help=report_help)
     common(iperf)
     iperf.set_defaults(func=cmd_iperf)
@@ -589,10 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     endpoints(trace, "a node name (or an address for ICMP)")
     proto = trace.add_mutually_exclusive_group()
-    proto.add_argument("--tcp", type=int, metavar="PORT", help="a TCP connect to PORT (and data)")
-    proto.add_argument("--udp", type=int, metavar="PORT", help="one UDP datagram to PORT")
+    proto.add_argument("--tcp", type=_PORT, metavar="PORT", help="a TCP connect to PORT (and data)")
+    proto.add_argument("--udp", type=_PORT, metavar="PORT", help="one UDP datagram to PORT")
     trace.add_argument(
-        "--size", type=int, help="bytes of data (ICMP 56; UDP 64; TCP 64 after connect, 0: none)"
+        "--size",
+        type=_PAYLOAD,
+        help="bytes of data (ICMP 56; UDP 64; TCP 64 after connect, 0: none)",
     )
     common(trace, json=False)
     trace.set_defaults(func=cmd_trace)

@@ -169,3 +169,42 @@ def parse_fraction(value: str | float) -> float:
     if number > 1:
         raise ValueError(f"bad fraction {value!r}: above 100%; expected {_FRACTION_FORMS}")
     return float(number)
+
+
+TIME_KEYS = frozenset(
+    {"delay", "jitter", "reorder_gap", "at", "interval", "timeout", "wait", "time", "accept_delay"}
+)
+RATE_KEYS = frozenset({"bandwidth", "rate"})
+_UNIT_HINTS = {"time": ("ms", "s"), "rate": ("Mbit", "kbit")}
+
+
+def require_unit(value: object, kind: str) -> None:
+    """Refuse a bare non-zero number where a unit is needed (topology files and CLI options):
+    ``30`` for a delay raises "30 has no unit: write 30ms or 30s".  ``kind`` is ``"time"`` or
+    ``"rate"``.  Zero needs no unit; anything else is left to ``parse_time``/``parse_rate``."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+    elif isinstance(value, str):
+        match = _NUMBER_UNIT.fullmatch(value)
+        if match is None or match.group(2):
+            return
+        text = match.group(1)
+    else:
+        return
+    try:
+        if Decimal(text) == 0:
+            return
+    except InvalidOperation:  # pragma: no cover - the pattern only matches numbers
+        return
+    small, large = _UNIT_HINTS[kind]
+    raise ValueError(f"{text} has no unit: write {text}{small} or {text}{large}")
+
+
+def require_unit_for(key: str, value: object) -> None:
+    """``require_unit`` by field name: times for ``TIME_KEYS``, rates for ``RATE_KEYS``."""
+    if key in TIME_KEYS:
+        require_unit(value, "time")
+    elif key in RATE_KEYS:
+        require_unit(value, "rate")

@@ -149,7 +149,10 @@ def test_check_good_file(capsys) -> None:
         (["run"], "emunet run: the following arguments are required: TOPOLOGY"),
         (["run", THREE_HOP, "--bogus"], "emunet: unrecognized arguments: --bogus"),
         (["run", THREE_HOP, "--seed", "-1"], "argument --seed: expected an integer >= 0"),
-        (["ping", THREE_HOP, "client", "server", "-c", "0"], "emunet ping: count: 0 is below"),
+        (
+            ["ping", THREE_HOP, "client", "server", "-c", "0"],
+            "argument -c/--count: a count is 1..1000000, got 0",
+        ),
         (["ping", THREE_HOP, "client", "nobody"], "emunet ping: DST 'nobody': no node named"),
         (["ping", THREE_HOP, "nobody", "server"], "emunet ping: SRC 'nobody': no node named"),
         (["ping", THREE_HOP, "client", "server", "-i", "1 fortnight"], "bad time"),

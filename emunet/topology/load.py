@@ -37,7 +37,7 @@ import yaml
 from ..fabric.impair import LinkParams
 from ..stack.sysctl import CONF_DEFAULTS, Sysctl
 from ..stack.sysctl import DEFAULTS as SYSCTL_DEFAULTS
-from ..units import parse_time
+from ..units import parse_time, require_unit_for
 from ..wire.addr import ip_from_str, ip_to_str, mac_from_str, mac_to_str, prefix_mask
 from .routing import Fabric, _UnionFind, auto_routes, split_cidr
 from .schema import (
@@ -546,6 +546,7 @@ class _Parser:
             if value is None:
                 self.fail(p, "expected a value, got nothing (null); leave the key out instead")
             try:
+                require_unit_for(name, value)
                 out[name] = getattr(LinkParams(**{name: value}), name)
             except ValueError as exc:
                 self.fail(p, _strip_field(str(exc), name))
@@ -584,6 +585,7 @@ class _Parser:
             if key not in m:
                 self.fail(path, f"missing {key}")
         try:
+            require_unit_for("at", m["at"])
             at = parse_time(m["at"])
         except ValueError as exc:
             self.fail(f"{path}.at", str(exc))
@@ -624,6 +626,7 @@ class _Parser:
                 self.fail(p, "expected a value, got nothing (null); leave the key out instead")
             converter = fields[attr].converter
             try:
+                require_unit_for(attr, value)
                 kwargs[attr] = converter(value) if callable(converter) else value
             except ValueError as exc:
                 self.fail(p, _strip_field(str(exc), key))

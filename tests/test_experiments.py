@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import emunet
-from emunet import cli
+from emunet import cli, units
 from emunet.experiments import (
     HttpResult,
     PingResult,
@@ -416,6 +416,17 @@ def test_http_experiment_with_h11() -> None:
 # ------------------------------------------------------------------------- 1,000 hosts
 
 
+def _with_unit(key: str, value: object) -> object:
+    """A converted link value written back with its unit, as a topology file needs it
+    (seconds and bit/s; a bare non-zero number is refused there)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value:
+        if key in units.TIME_KEYS:
+            return f"{value!r}s"
+        if key in units.RATE_KEYS:
+            return f"{value!r}bit"
+    return value
+
+
 def _as_file_data(topology: Topology) -> dict:
     """A generated topology written back as a topology file's mapping."""
     nodes = {}
@@ -427,13 +438,13 @@ def _as_file_data(topology: Topology) -> dict:
     links = []
     for link in topology.links:
         entry: dict = {"endpoints": list(link.endpoints)}
-        entry.update({k: v for k, v in link.options().items()})
+        entry.update({k: _with_unit(k, v) for k, v in link.options().items()})
         links.append(entry)
     return {
         "name": "tree-1000",
         "seed": 1,
         "routing": topology.routing,
-        "defaults": {"link": dict(topology.defaults.link)},
+        "defaults": {"link": {k: _with_unit(k, v) for k, v in topology.defaults.link.items()}},
         "nodes": nodes,
         "links": links,
     }

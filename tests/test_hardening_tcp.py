@@ -23,7 +23,7 @@ from emunet.wire.icmp import (
     quote,
 )
 from emunet.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, Ipv4
-from emunet.wire.tcp import ACK, FIN, RST, SYN, Tcp
+from emunet.wire.tcp import ACK, FIN, RST, SYN, Tcp, Timestamps
 
 PORT = 5001
 
@@ -355,3 +355,75 @@ async def test_item_21_listener_discards_syn_fin(autojump_clock):
     net, sent = await _to_listener(SYN | FIN)
     assert sent == []
     assert net.host("b").nstat()["TcpOutRsts"] == 0
+
+
+# --------------------------------------------------------------------------- item 10
+async def test_item_10_tiny_out_of_order_segments_are_charged_truesize_and_pruned(autojump_clock):
+    """30,000 one-byte segments, every other byte, each out of order: Linux charges every skb
+    its truesize (payload + 576 bytes of sk_buff and shared info), so the out-of-order queue
+    fills the 128 KiB receive buffer after 228 of them; the rest are dropped
+    (tcp_prune_queue finds nothing to prune below them: PruneCalled, RcvPruned, OFODrop).  A
+    segment below the held ones then prunes the queue's top by rcvbuf/8 (OfoPruned).  The
+    bytes the sender really sends still arrive intact and in order."""
+    net = pair()
+    a, b = net.host("a"), net.host("b")
+    data = bytes(200_000)  # what the forged segments carry too: zeros
+    async with net.running():
+        listener = await b.tcp_listen(PORT)
+        stream = await a.tcp_connect("10.0.0.2", PORT)
+        peer = await listener.accept()
+        conn = peer.connection
+        rcvbuf = conn.rcvbuf
+        assert rcvbuf == 131072
+        dev = b.devices["eth0"]
+        src, dst = ip_from_str("10.0.0.1"), ip_from_str("10.0.0.2")
+
+        def segment(offset: int) -> bytes:
+            tcp = Tcp(
+                stream.connection.local[1],
+                PORT,
+                (conn.rcv_nxt + offset) & 0xFFFFFFFF,
+                conn.snd_nxt,
+                ACK,
+                1000,
+                options=(Timestamps(conn.ts_recent, 0),),
+            )
+            ip = Ipv4(src, dst, IPPROTO_TCP).build(tcp.build(b"\x00", src, dst))
+            return Ethernet(dev.mac, a.devices["eth0"].mac, ETH_P_IP).build(ip)
+
+        before = b.nstat()
+        for k in range(30_000):
+            dev.netif_rx(segment(2 + 2 * k))
+            if k % 500 == 499:
+                await trio.testing.wait_all_tasks_blocked()
+        await trio.testing.wait_all_tasks_blocked()
+        after = b.nstat()
+
+        def moved(name: str) -> int:
+            return after[name] - before[name]
+
+        assert moved("TcpExtTCPOFOQueue") == 30_000
+        held = len(conn._ofo)
+        assert held == 228  # 228 * 577 > 131072 >= 227 * 577: the last one still fitted
+        assert conn._ofo.truesize == 228 * 577
+        assert moved("TcpExtPruneCalled") == 30_000 - 228
+        assert moved("TcpExtRcvPruned") == 30_000 - 228
+        assert moved("TcpExtTCPOFODrop") == 30_000 - 228
+        assert moved("TcpExtOfoPruned") == 0
+        # one below them all: the top goes, rcvbuf/8 = 16384 of truesize at a time (29 skbs)
+        dev.netif_rx(segment(1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.nstat()["TcpExtOfoPruned"] - before["TcpExtOfoPruned"] == 1
+        assert len(conn._ofo) == 228 - 29 + 1
+        # the real sender's bytes arrive intact and in order
+        got = bytearray()
+
+        async def reader() -> None:
+            while chunk := await peer.receive_some():
+                got.extend(chunk)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await stream.send_all(data)
+            await stream.send_eof()
+        assert bytes(got) == data

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emunet.stack.tcp.sack import AckResult, OfoQueue, SackResult, Scoreboard
+from emunet.stack.tcp.sack import AckResult, OfoQueue, SackResult, Scoreboard, ofo_truesize
 from emunet.wire.seqnum import MASK, seq_add, seq_lt, seq_sub
 
 WRAP = 1 << 32
@@ -164,20 +164,39 @@ def test_blocks_never_reach_below_rcv_nxt() -> None:
     assert q.sack_blocks(5000, 4) == []
 
 
-def test_drop_tail_prunes_highest_first_and_resets_sack() -> None:
+def test_prune_drops_highest_first_stops_at_the_incoming_segment_and_resets_sack() -> None:
     q = OfoQueue()
     q.add(2000, b"x" * 100)
     q.add(3000, b"x" * 200)
     q.add(4000, b"x" * 300)
-    assert q.drop_tail(250) == 300  # whole segments: the one at 4000 is enough
+    assert q.truesize == ofo_truesize(100) + ofo_truesize(200) + ofo_truesize(300) == 2328
+    # goal reached after one segment, and the caller can ingest then: stop
+    assert q.prune(1000, goal=500, can_ingest=lambda: True)
     assert q.ranges() == [(2000, 2100), (3000, 3200)] and q.nbytes == 300
+    assert q.truesize == 676 + 776
     assert q.sack_blocks(1000, 4) == []  # tcp_sack_reset
-    assert q.drop_tail(301) == 300
-    assert len(q) == 0 and q.nbytes == 0
-    assert q.drop_tail(10) == 0
+    # an incoming segment above the tail: nothing may go (it would land last)
+    assert not q.prune(3500, goal=10, can_ingest=lambda: False)
+    # an incoming segment at 2500: the one at 3000 goes, the one at 2000 stays
+    assert q.prune(2500, goal=10, can_ingest=lambda: False)
+    assert q.ranges() == [(2000, 2100)] and q.truesize == 676
+    assert q.prune(1000, goal=10, can_ingest=lambda: False)
+    assert len(q) == 0 and q.nbytes == 0 and q.truesize == 0
+    assert not q.prune(1000, goal=10, can_ingest=lambda: False)
     # After the reset a new segment gets a block of its own range only.
     q.add(5000, b"x" * 100)
     assert q.sack_blocks(1000, 4) == [(5000, 5100)]
+
+
+def test_truesize_follows_what_is_held() -> None:
+    q = OfoQueue()
+    q.add(1000, b"x" * 1448)
+    q.add(3000, b"y")
+    assert q.truesize == 2 * 1448 + 577
+    q.add(1000, b"x" * 2000)  # 552 new bytes between the two
+    assert q.truesize == 2 * 1448 + 577 + (552 + 576)
+    assert q.pop_in_order(1000) == b"x" * 2000 + b"y"
+    assert q.truesize == 0
 
 
 def test_clear() -> None:

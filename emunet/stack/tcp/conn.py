@@ -44,7 +44,10 @@ RFCs, and the Linux files whose behaviour each part reproduces (net/ipv4/...):
 Memory model.  Linux charges skb truesize against the buffers and advertises
 tcp_win_from_space() of them; here every queued payload byte costs two bytes of buffer, so the
 advertised space is half the buffer (Linux's tcp_adv_win_scale = 1, which gives the familiar
-SYN windows 64240 and 65160).  The send buffer counts payload bytes.
+SYN windows 64240 and 65160).  A segment held out of order costs at least its payload plus
+an skb's overhead (sack.ofo_truesize), so tiny segments fill the buffer as they do in Linux;
+when the buffer is full, tcp_prune_queue drops the out-of-order queue's top (PruneCalled,
+OfoPruned) or the arriving segment (RcvPruned).  The send buffer counts payload bytes.
 
 SYN timeouts are 1, 2, 4, ... s (0, 1, 3, 7, 15, 31, 63 s, ETIMEDOUT at 127 s) as in Linux
 before 6.5; ``TcpConfig(syn_linear_timeouts=4)`` gives 6.5+'s first four linear timeouts.
@@ -2860,7 +2863,7 @@ class Connection:
                 self._count("TcpExtTCPZeroWindowDrop")
                 self._out_of_window()
                 return
-            if data_len and not self._rmem_schedule(data_len):
+            if data_len and not self._rmem_schedule(seq):
                 self._count("TcpExtTCPRcvQDrop")
                 return
             self._queue_in_order(payload, fin, flags, now)
@@ -2884,7 +2887,7 @@ class Connection:
                 return
             cut = _diff(self.rcv_nxt, seq)
             payload = payload[cut:]
-            if payload and not self._rmem_schedule(len(payload)):
+            if payload and not self._rmem_schedule(self.rcv_nxt):
                 self._count("TcpExtTCPRcvQDrop")
                 return
             self._queue_in_order(payload, fin, flags, now)
@@ -2895,19 +2898,34 @@ class Connection:
         self._enter_quickack_mode(TCP_MAX_QUICKACKS)
         self._ack_sched = True
 
-    def _rmem_schedule(self, size: int) -> bool:
-        """tcp_try_rmem_schedule: room in the receive buffer, pruning the ofo queue if not."""
-        if 2 * self._queued_rcv() <= self.rcvbuf:
+    def _rmem(self) -> int:
+        """sk_rmem_alloc: the receive queue at two bytes per payload byte, the out-of-order
+        queue at its truesize (tiny segments cost an skb's overhead each)."""
+        return 2 * len(self._rq) + self._ofo.truesize
+
+    def _can_ingest(self) -> bool:
+        return self._rmem() <= self.rcvbuf
+
+    def _rmem_schedule(self, seq: int) -> bool:
+        """tcp_try_rmem_schedule / tcp_prune_queue: room in the receive buffer for a segment at
+        ``seq``, pruning the out-of-order queue from its top if not (tcp_prune_ofo_queue, goal
+        rcvbuf/8 at a time, never below ``seq``).  False drops the segment (TcpExtRcvPruned)."""
+        if self._can_ingest():
             return True
         self._count("TcpExtPruneCalled")
-        excess = self._queued_rcv() - (self.rcvbuf >> 1)
-        if len(self._ofo):
-            dropped = self._ofo.drop_tail(max(excess, size))
-            if dropped:
-                self._count("TcpExtOfoPruned")
-                if self._ofo_fin is not None and not len(self._ofo):
-                    self._ofo_fin = None
-        return 2 * self._queued_rcv() <= self.rcvbuf
+        # tcp_collapse would compact the queues here; segments are already charged as
+        # collapsed ones, so only the destructive step is left.
+        if self._ofo.prune(seq, self.rcvbuf >> 3, self._can_ingest):
+            self._count("TcpExtOfoPruned")
+            fin = self._ofo_fin
+            if fin is not None:
+                end = self._ofo.tail_end()
+                if end is None or not _before(fin, end):
+                    self._ofo_fin = None  # its segment was pruned with the rest
+        if self._can_ingest():
+            return True
+        self._count("TcpExtRcvPruned")
+        return False
 
     def _queue_in_order(self, payload: bytes, fin: bool, flags: int, now: float) -> None:
         if payload:
@@ -2946,7 +2964,7 @@ class Connection:
     ) -> None:
         """tcp_data_queue_ofo."""
         self._count("TcpExtTCPOFOQueue")
-        if payload and not self._rmem_schedule(len(payload)):
+        if payload and not self._rmem_schedule(seq):
             self._count("TcpExtTCPOFODrop")
             return
         self._ack_sched = True

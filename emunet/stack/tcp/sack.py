@@ -29,8 +29,9 @@ OfoQueue(max_sacks=4)
     segment extends moves to the front and absorbs neighbours; otherwise a new block goes to
     the front and the oldest falls off).  ``sack_blocks(rcv_nxt, max_blocks)`` returns the
     first ``max_blocks`` of them (pass 3 with timestamps, 4 without, one fewer when a D-SACK
-    block goes first).  ``drop_tail`` resets the SACK list, as tcp_prune_ofo_queue does.
-    ``__len__`` is the number of segments held, ``nbytes`` the payload bytes held;
+    block goes first).  ``prune`` (tcp_prune_ofo_queue) resets the SACK list.
+    ``__len__`` is the number of segments held, ``nbytes`` the payload bytes held,
+    ``truesize`` what they are charged against the receive buffer (``ofo_truesize``);
     ``ranges()`` lists the held (start, end) ranges.
 
 Scoreboard(mss=536, *, dupthresh=3, snd_una=None)
@@ -99,6 +100,18 @@ import attrs
 from ...wire.seqnum import MASK, seq_le, seq_lt, seq_sub
 
 TCP_NUM_SACKS = 4  # include/net/tcp.h: SACK blocks a Linux receiver remembers
+# SKB_TRUESIZE(0) on x86_64: SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 plus
+# SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) 320 -- what every held skb costs beyond its data.
+SKB_TRUESIZE_OVERHEAD = 576
+
+
+def ofo_truesize(nbytes: int) -> int:
+    """What a held out-of-order segment of ``nbytes`` is charged against the receive buffer:
+    twice its payload (the buffer model of conn.py, tcp_adv_win_scale 1) but never less than
+    the payload plus one skb's overhead, so that tiny segments cost what Linux charges them."""
+    return max(2 * nbytes, nbytes + SKB_TRUESIZE_OVERHEAD)
+
+
 DUPTHRESH = 3  # RFC 6675 DupThresh (Linux TCP_FASTRETRANS_THRESH, sysctl tcp_reordering)
 
 # ============================================================================================
@@ -124,6 +137,7 @@ class OfoQueue:
         self._sacks: list[list[int]] = []  # [start, end] positions, most recent first
         self._ref: int | None = None  # a recent position, to unwrap sequence numbers
         self.nbytes = 0
+        self.truesize = 0  # the sum of ofo_truesize() of the held segments (sk_rmem_alloc)
         self.last_dsack: tuple[int, int] | None = None
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -157,6 +171,7 @@ class OfoQueue:
         self._data.clear()
         self._sacks.clear()
         self.nbytes = 0
+        self.truesize = 0
         self.last_dsack = None
 
     # ---- receive ---------------------------------------------------------------------------
@@ -208,6 +223,7 @@ class OfoQueue:
             starts[i:j] = [a for a, _ in new]
             held[i:j] = [d for _, d in new]
             self.nbytes += sum(b - a for a, b in pieces)
+            self.truesize += sum(ofo_truesize(b - a) for a, b in pieces)
 
         # Linux calls tcp_sack_new_ofo_skb for every out-of-order segment, duplicates included.
         self._sack_new(start, end)
@@ -251,17 +267,20 @@ class OfoQueue:
         # Whatever lies wholly below rcv_nxt is a duplicate by now.
         while k < n and starts[k] + len(held[k]) <= nxt:
             self.nbytes -= len(held[k])
+            self.truesize -= ofo_truesize(len(held[k]))
             k += 1
         chunks: list[bytes] = []
         if k < n and starts[k] < nxt:  # straddles rcv_nxt: keep the new part
             cut = nxt - starts[k]
             chunks.append(held[k][cut:])
             self.nbytes -= len(held[k])
+            self.truesize -= ofo_truesize(len(held[k]))
             nxt += len(held[k]) - cut
             k += 1
         while k < n and starts[k] == nxt:
             chunks.append(held[k])
             self.nbytes -= len(held[k])
+            self.truesize -= ofo_truesize(len(held[k]))
             nxt += len(held[k])
             k += 1
         if k:
@@ -291,18 +310,40 @@ class OfoQueue:
                 break
         return out
 
-    def drop_tail(self, nbytes: int) -> int:
-        """Prune (tcp_prune_ofo_queue): drop whole segments from the highest sequence down
-        until at least ``nbytes`` are freed; resets the SACK blocks.  Returns bytes dropped."""
-        dropped = 0
+    def tail_end(self) -> int | None:
+        """The sequence number just past the highest held byte (None when empty)."""
+        if not self._starts:
+            return None
+        return (self._starts[-1] + len(self._data[-1])) & MASK
+
+    def prune(self, in_seq: int, goal: int, can_ingest: Callable[[], bool]) -> bool:
+        """tcp_prune_ofo_queue: drop whole segments from the highest sequence down, but none
+        below ``in_seq`` (the segment being received would then land last).  Every ``goal``
+        bytes of truesize freed (and when nothing is left) ``can_ingest()`` is asked whether to
+        stop.  Resets the SACK blocks when anything went (tcp_sack_reset); True if so."""
         starts, held = self._starts, self._data
-        while starts and dropped < nbytes:
+        if not starts:
+            return False
+        pos = self._pos(in_seq)
+        left = goal
+        pruned = False
+        while starts:
+            if pos > starts[-1]:
+                break
             starts.pop()
-            dropped += len(held.pop())
-        if dropped:
-            self.nbytes -= dropped
-            self._sacks.clear()  # tcp_sack_reset
-        return dropped
+            data = held.pop()
+            pruned = True
+            self.nbytes -= len(data)
+            size = ofo_truesize(len(data))
+            self.truesize -= size
+            left -= size
+            if not starts or left <= 0:
+                if can_ingest():
+                    break
+                left = goal
+        if pruned:
+            self._sacks.clear()
+        return pruned
 
 
 # ============================================================================================

@@ -17,6 +17,7 @@ from ..wire.icmp import (
     ICMP_ECHO,
     ICMP_ECHOREPLY,
     ICMP_FRAG_NEEDED,
+    ICMP_PARAMETERPROB,
     ICMP_QUOTE_LIMIT,
     ICMP_TIME_EXCEEDED,
     NR_ICMP_TYPES,
@@ -34,6 +35,17 @@ if TYPE_CHECKING:
 XRLIM_BURST_FACTOR = 6
 PEER_MAX_GC = 32  # net/ipv4/inetpeer.c: entries one inet_peer_gc may free
 IPTOS_PREC_INTERNETCONTROL = 0xC0
+# The errors this stack sends and receives and their counters (icmp_pointers' mib fields).
+_OUT_ERROR_COUNTERS = {
+    ICMP_DEST_UNREACH: "IcmpOutDestUnreachs",
+    ICMP_TIME_EXCEEDED: "IcmpOutTimeExcds",
+    ICMP_PARAMETERPROB: "IcmpOutParmProbs",
+}
+_IN_ERROR_COUNTERS = {
+    ICMP_DEST_UNREACH: "IcmpInDestUnreachs",
+    ICMP_TIME_EXCEEDED: "IcmpInTimeExcds",
+    ICMP_PARAMETERPROB: "IcmpInParmProbs",
+}
 
 
 def _bad_source(addr: int) -> bool:
@@ -88,8 +100,8 @@ class IcmpLayer:
         elif t == ICMP_ECHOREPLY:
             snmp["IcmpInEchoReps"] += 1
             host.ping_rcv(skb.ip.src, icmp, data, now)
-        elif t == ICMP_DEST_UNREACH or t == ICMP_TIME_EXCEEDED:
-            snmp["IcmpInDestUnreachs" if t == ICMP_DEST_UNREACH else "IcmpInTimeExcds"] += 1
+        elif t in _IN_ERROR_COUNTERS:
+            snmp[_IN_ERROR_COUNTERS[t]] += 1
             self._error_rcv(skb, icmp, data, now)
         elif t > NR_ICMP_TYPES:
             snmp["IcmpInErrors"] += 1
@@ -148,7 +160,7 @@ class IcmpLayer:
         limit = min(ICMP_QUOTE_LIMIT, route.dev.mtu - 28)
         msg = Icmp(type_, code, info & 0xFFFFFFFF).build(quote(raw, limit))
         skb.note(now, host.name, "icmp_send", f"type {type_} code {code} to {ip.src:#x}")
-        counter = "IcmpOutDestUnreachs" if type_ == ICMP_DEST_UNREACH else "IcmpOutTimeExcds"
+        counter = _OUT_ERROR_COUNTERS[type_]
         tos = (ip.tos & 0x1E) | IPTOS_PREC_INTERNETCONTROL
         try:
             self._send(ip.src, msg, now, src=src, tos=tos, counter=counter)

@@ -23,11 +23,13 @@ from ..wire.icmp import (
     ICMP_EXC_TTL,
     ICMP_FRAG_NEEDED,
     ICMP_NET_UNREACH,
+    ICMP_PARAMETERPROB,
     ICMP_PROT_UNREACH,
     ICMP_TIME_EXCEEDED,
 )
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from .frag import Reassembler, ip_fragment
+from .ipopt import compile_options
 from .route import Route
 from .skb import SkBuff
 
@@ -96,7 +98,31 @@ class Ipv4Layer:
         skb = SkBuff(ip, payload, dev, data, trace=host.tracer)
         if host.tracer is not None:
             skb.note(now, host.name, "ip_rcv", f"{_addr(ip.src)} > {_addr(ip.dst)} len {tot}")
+        if ip.options and not self._rcv_options(skb, now):
+            return
         self.route_input(skb, now)
+
+    def _rcv_options(self, skb: SkBuff, now: float) -> bool:
+        """ip_rcv_options: malformed options are dropped (IpInHdrErrors, and a Parameter
+        Problem pointing at the bad byte); a source route is refused unless both
+        ``conf.all.accept_source_route`` and the input interface's allow it (Linux counts
+        no SNMP counter for that drop: it is a martian, logged only with log_martians)."""
+        result = compile_options(skb.ip.options)
+        if result.error is not None:
+            self.snmp["IpInHdrErrors"] += 1
+            skb.note(now, self.host.name, "ip_options_compile", f"bad option at {result.error}")
+            self.host.icmp.send_error(skb, ICMP_PARAMETERPROB, 0, result.error << 24, now)
+            return False
+        if result.srr:
+            s = self.host.sysctl
+            dev = skb.dev
+            if not (
+                s["net.ipv4.conf.all.accept_source_route"]
+                and s[f"net.ipv4.conf.{dev.name}.accept_source_route"]
+            ):
+                skb.note(now, self.host.name, "ip_rcv_options", "source route refused")
+                return False
+        return True
 
     def route_input(self, skb: SkBuff, now: float) -> None:
         """ip_route_input: local delivery, or forwarding when the input device forwards."""

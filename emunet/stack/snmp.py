@@ -41,6 +41,7 @@ ICMP = [
     "IcmpInCsumErrors",
     "IcmpInDestUnreachs",
     "IcmpInTimeExcds",
+    "IcmpInParmProbs",
     "IcmpInEchos",
     "IcmpInEchoReps",
     "IcmpOutMsgs",
@@ -49,6 +50,7 @@ ICMP = [
     "IcmpOutRateLimitHost",
     "IcmpOutDestUnreachs",
     "IcmpOutTimeExcds",
+    "IcmpOutParmProbs",
     "IcmpOutEchos",
     "IcmpOutEchoReps",
 ]

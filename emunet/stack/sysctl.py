@@ -23,6 +23,7 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.icmp_echo_ignore_all": 0,
     "net.ipv4.icmp_echo_ignore_broadcasts": 1,
     "net.ipv4.ip_no_pmtu_disc": 0,
+    "net.ipv4.conf.all.accept_source_route": 0,
     "net.ipv4.inet_peer_threshold": 65536 + 128,
     "net.ipv4.inet_peer_minttl": 120,  # s
     "net.ipv4.inet_peer_maxttl": 600,  # s
@@ -72,7 +73,12 @@ DEFAULTS: dict[str, int | str] = {
     "net.ipv4.tcp_moderate_rcvbuf": 1,
     "net.ipv4.tcp_min_snd_mss": 48,
 }
-CONF_DEFAULTS: dict[str, int] = {"forwarding": 0, "accept_redirects": 1, "send_redirects": 1}
+CONF_DEFAULTS: dict[str, int] = {
+    "forwarding": 0,
+    "accept_redirects": 1,
+    "send_redirects": 1,
+    "accept_source_route": 1,  # and-ed with conf.all's 0, as IN_DEV_SOURCE_ROUTE does
+}
 _CONGESTION = ("cubic", "reno")
 
 

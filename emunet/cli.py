@@ -25,7 +25,9 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -34,6 +36,7 @@ import attrs
 import trio
 
 if TYPE_CHECKING:
+    from .experiments.run import StopRequest
     from .network import Network
     from .report import Report
     from .topology.schema import Experiment, Topology
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 TRACE_TIMEOUT = 10.0  # virtual seconds a trace waits for its packet's answer
 
 
@@ -169,23 +173,52 @@ def _run_network(
     seed: int,
     realtime: bool,
     progress: Progress | None,
+    interruptible: bool = False,
 ) -> Any:
-    """Run ``body(net, progress_callback)`` inside ``net.running()`` with emunet.run."""
+    """Run ``body(net, progress_callback, stop)`` inside ``net.running()`` with emunet.run.
+
+    With ``interruptible`` the first Ctrl-C (SIGINT) sets ``stop`` and the body ends early with
+    what it has (``emunet run`` reports the experiments that finished); a second Ctrl-C, or
+    the first without ``interruptible``, interrupts at once (KeyboardInterrupt, exit 130)."""
     import emunet
+
+    from .experiments.run import StopRequest
 
     async def main() -> Any:
         if progress is not None:
             trio.lowlevel.add_instrument(progress)
+        stop = StopRequest()
+        previous: Any = None
+        if interruptible and threading.current_thread() is threading.main_thread():
+            # A plain signal handler, not a task: an idle task would change trio's scheduling
+            # and with it every seeded run.  The next Ctrl-C gets trio's own handler back.
+            token = trio.lowlevel.current_trio_token()
+            previous = signal.getsignal(signal.SIGINT)
+
+            def on_sigint(signum: int, frame: Any) -> None:
+                signal.signal(signal.SIGINT, previous)
+                token.run_sync_soon(_interrupted, stop)
+
+            signal.signal(signal.SIGINT, on_sigint)
         try:
             async with net.running():
-                return await body(net, progress.update if progress is not None else None)
+                update = progress.update if progress is not None else None
+                return await body(net, update, stop)
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             if progress is not None:
                 with contextlib.suppress(KeyError):  # trio drops an instrument that raised
                     trio.lowlevel.remove_instrument(progress)
                 progress.clear()
 
     return emunet.run(main, seed=seed, realtime=realtime)
+
+
+def _interrupted(stop: StopRequest) -> None:
+    print("\nemunet: interrupted; reporting what finished (Ctrl-C again to quit)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    stop.stop()
 
 
 def _progress(enabled: bool = True) -> Progress | None:
@@ -205,11 +238,18 @@ def _run_experiments(
     if getattr(args, "pcap", None):
         net.capture(args.pcap)
 
-    async def body(net: Network, update: Any) -> Report:
-        return await run_experiments(net, topology, experiments=experiments, progress=update)
+    async def body(net: Network, update: Any, stop: StopRequest) -> Report:
+        return await run_experiments(
+            net, topology, experiments=experiments, progress=update, stop=stop
+        )
 
     report: Report = _run_network(
-        net, body, seed=topology.seed, realtime=args.realtime, progress=_progress()
+        net,
+        body,
+        seed=topology.seed,
+        realtime=args.realtime,
+        progress=_progress(),
+        interruptible=True,
     )
     if getattr(args, "json", None):
         with open(args.json, "w", encoding="utf-8") as f:
@@ -257,6 +297,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     topology = _load(args, args.seed)
     report = _run_experiments(topology, None, args)
     sys.stdout.write(str(report) + "\n")
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -289,6 +331,8 @@ def _single(args: argparse.Namespace, spec: Experiment, topology: Topology) -> i
     else:
         for result in report.results:
             sys.stdout.write(str(result) + "\n")
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -527,7 +571,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         size = 56 if args.size is None else args.size
         what = f"ICMP echo request of {size} bytes {args.src} -> {address}"
 
-    async def body(net: Network, update: Any) -> TraceOutcome:
+    async def body(net: Network, update: Any, stop: StopRequest) -> TraceOutcome:
         tracer = net.trace()
         assert tracer is not None
         summary, ok = f"nothing within {TRACE_TIMEOUT:g} s", False
@@ -676,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("emunet: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -87,11 +87,18 @@ class Report:
     results: tuple[ExperimentResult, ...] = ()
     links: tuple[LinkReport, ...] = ()
     nodes: tuple[NodeReport, ...] = ()
+    # Set when the run was interrupted (Ctrl-C): how many experiments it was to run; the
+    # results hold the ones that finished before.
+    interrupted_of: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_of is not None
 
     @property
     def ok(self) -> bool:
-        """Every experiment succeeded."""
-        return all(r.ok for r in self.results)
+        """Every experiment succeeded (and the run was not interrupted)."""
+        return not self.interrupted and all(r.ok for r in self.results)
 
     @property
     def failed(self) -> list[ExperimentResult]:
@@ -111,7 +118,13 @@ class Report:
             out += ["", f"[{i}] {result.title}", str(result)]
         out += ["", *self.link_lines(), "", *self.node_lines(), ""]
         failed = self.failed
-        if failed:
+        if self.interrupted:
+            out.append(
+                f"INTERRUPTED after {self.duration:.3f} s of virtual time: {n} of "
+                f"{self.interrupted_of} experiments finished"
+                + (f", {len(failed)} of them failed" if failed else "")
+            )
+        elif failed:
             out.append(f"FAILED: {len(failed)} of {n} experiments")
             for r in failed:
                 out.append(f"  [{self.results.index(r) + 1}] {r.title}: {r.error or 'no success'}")
@@ -164,6 +177,7 @@ class Report:
             "seed": self.seed,
             "duration": self.duration,
             "ok": self.ok,
+            **({"interrupted": {"planned": self.interrupted_of}} if self.interrupted else {}),
             "experiments": [r.to_dict() for r in self.results],
             "links": [
                 {
@@ -227,8 +241,10 @@ def collect_report(
     *,
     duration: float,
     topology: str | None = None,
+    planned: int | None = None,
 ) -> Report:
-    """A :class:`Report` of ``results`` with the network's link and node statistics now."""
+    """A :class:`Report` of ``results`` with the network's link and node statistics now;
+    ``planned`` (the number of experiments the run was to do) marks it interrupted."""
     from .stack.host import Host
 
     links = []
@@ -258,4 +274,5 @@ def collect_report(
         results=tuple(results),
         links=tuple(links),
         nodes=tuple(nodes),
+        interrupted_of=planned,
     )

@@ -3,6 +3,7 @@ never a traceback."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -135,3 +136,82 @@ def test_item_19_cli_bare_interval_needs_unit(capsys: pytest.CaptureFixture[str]
     status, out, err = _main(capsys, "ping", THREE_HOP, "client", "server", "-i", "2")
     assert (status, out) == (2, "")
     assert "2 has no unit: write 2ms or 2s" in _one_line(err)
+
+
+# --------------------------------------------------------------------------- item 17
+INTERRUPTIBLE = """\
+name: ctrl-c
+seed: 1
+nodes:
+  a: {interfaces: {eth0: 10.0.0.1/24}}
+  b: {interfaces: {eth0: 10.0.0.2/24}}
+links:
+  - {endpoints: [a:eth0, b:eth0], delay: 1ms, bandwidth: 1Gbit}
+experiments:
+  - {type: ping, from: a, to: b, count: 2}
+  - {type: tcp, from: a, to: b, time: 100000s}
+"""
+
+
+def test_item_17_ctrl_c_during_run_exits_130_with_the_report_so_far(tmp_path) -> None:
+    """``emunet run`` on a terminal (a pty, so the progress line shows); once the progress line
+    names the long transfer, SIGINT: the ping that finished is reported, the run says it was
+    interrupted, the JSON is written, exit 130, no traceback."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    topo = tmp_path / "ctrl-c.yaml"
+    topo.write_text(INTERRUPTIBLE)
+    report = tmp_path / "report.json"
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "emunet.cli", "run", str(topo), "--json", str(report)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    out = b""
+
+    def read_until(marker: bytes, limit: float) -> bool:
+        nonlocal out
+        deadline = time.monotonic() + limit  # a bound against hanging, not a timing assertion
+        while marker not in out:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([master], [], [], left)[0]:
+                return False
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                return False
+            if not chunk:
+                return False
+            out += chunk
+        return True
+
+    try:
+        assert read_until(b"[2/2] tcp a -> b", 60), out.decode(errors="replace")
+        child.send_signal(signal.SIGINT)
+        read_until(b"\x00never", 60)  # everything until the child exits
+        status = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert status == 130, text
+    assert "Traceback" not in text
+    assert "[1] ping a -> b" in text and "2 packets transmitted, 2 received" in text
+    assert "INTERRUPTED after" in text and "1 of 2 experiments finished" in text
+    data = json.loads(report.read_text())
+    assert data["ok"] is False and data["interrupted"] == {"planned": 2}
+    assert [e["type"] for e in data["experiments"]] == ["ping"]
+    assert data["experiments"][0]["received"] == 2
+    assert data["nodes"]["b"]["counters"]["TcpPassiveOpens"] == 1  # counters up to then

@@ -39,6 +39,26 @@ RUNNERS: dict[str, Callable[[Any, Any], Awaitable[ExperimentResult]]] = {
 ProgressCallback = Callable[[list[str]], None]
 
 
+class StopRequest:
+    """Ends a run early (the CLI's Ctrl-C): :meth:`stop` cancels every scope given to
+    :meth:`watch`, now or, for scopes watched later, at once.  Plain methods, no task, so that
+    a run that is never stopped schedules exactly as one without it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._scopes: list[trio.CancelScope] = []
+
+    def stop(self) -> None:
+        self.requested = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    def watch(self, scope: trio.CancelScope) -> None:
+        self._scopes.append(scope)
+        if self.requested:
+            scope.cancel()
+
+
 def _label(index: int, total: int, spec: Experiment) -> str:
     name = f"{spec.name}: " if spec.name else ""
     return f"[{index + 1}/{total}] {name}{spec.type} {spec.src} -> {spec.dst}"
@@ -58,11 +78,14 @@ async def run_experiments(
     *,
     experiments: Iterable[Experiment] | None = None,
     progress: ProgressCallback | None = None,
+    stop: StopRequest | None = None,
 ) -> Report:
     """Run the experiments of ``topology`` (default: the one ``net`` was loaded from; or the
     ``experiments`` given) on the running ``net``, playing its events meanwhile, and return
     the :class:`~emunet.report.Report`.  ``progress(labels)`` is called with the labels of
-    the experiments running whenever that set changes."""
+    the experiments running whenever that set changes.  When ``stop`` is set (the CLI sets it
+    on Ctrl-C) the experiments still running are cancelled and the report holds the ones that
+    finished, with ``interrupted`` true."""
     from ..report import collect_report
     from ..topology.load import play_events
 
@@ -100,13 +123,17 @@ async def run_experiments(
         if events:
             nursery.start_soon(play_events, net, events)
         async with trio.open_nursery() as runners:
+            if stop is not None:
+                stop.watch(runners.cancel_scope)
             for index, spec in enumerate(specs):
                 runners.start_soon(one, index, spec)
         nursery.cancel_scope.cancel()
     finished = [r for r in results if r is not None]
+    interrupted = stop is not None and stop.requested and len(finished) < len(specs)
     return collect_report(
         net,
         finished,
         duration=trio.current_time() - start,
         topology=topology.name if topology is not None else None,
+        planned=len(specs) if interrupted else None,
     )

@@ -427,3 +427,98 @@ async def test_item_10_tiny_out_of_order_segments_are_charged_truesize_and_prune
             await stream.send_all(data)
             await stream.send_eof()
         assert bytes(got) == data
+
+
+# --------------------------------------------------------------------------- item 3
+async def test_item_3_send_all_inside_lock_sock_with_a_full_send_buffer_completes(autojump_clock):
+    """sk_stream_wait_memory releases the socket lock while it sleeps: the ACKs that free the
+    send buffer are processed from the backlog, the lock is retaken, the data goes out."""
+    net = pair()
+    a, b = net.host("a"), net.host("b")
+    data = bytes(range(256)) * 4096  # 1 MiB against a 4608-byte send buffer
+    got = bytearray()
+    async with net.running():
+        listener = await b.tcp_listen(PORT)
+        stream = await a.tcp_connect("10.0.0.2", PORT, sndbuf=1)
+        peer = await listener.accept()
+        sock = stream._sock
+        async with trio.open_nursery() as nursery:
+
+            async def reader() -> None:
+                while chunk := await peer.receive_some():
+                    got.extend(chunk)
+
+            nursery.start_soon(reader)
+            with trio.fail_after(120):
+                async with stream.lock_sock():
+                    await stream.send_all(data)
+                    assert sock.owned  # still held when send_all returns
+                    backlog_before = len(sock.backlog)
+                    await trio.sleep(0.1)  # ACKs arriving now wait in the backlog
+                    assert len(sock.backlog) > backlog_before
+                assert not sock.owned and not sock.backlog
+                await stream.send_eof()
+    assert bytes(got) == data
+
+
+async def test_item_3_receive_some_inside_lock_sock_keeps_the_lock(autojump_clock):
+    """sk_wait_data releases the lock while the reader sleeps and retakes it: the data that
+    arrives meanwhile is read, and after receive_some returns the lock is still held, so later
+    segments wait in the backlog until lock_sock() ends."""
+    net = pair()
+    a, b = net.host("a"), net.host("b")
+    async with net.running():
+        listener = await b.tcp_listen(PORT)
+        stream = await a.tcp_connect("10.0.0.2", PORT)
+        peer = await listener.accept()
+        sock = peer._sock
+        t0 = trio.current_time()
+        async with trio.open_nursery() as nursery:
+
+            async def writer() -> None:
+                await trio.sleep(1)
+                await stream.send_all(b"first")
+                await trio.sleep(1)
+                await stream.send_all(b"second")
+
+            nursery.start_soon(writer)
+            async with peer.lock_sock():
+                assert await peer.receive_some() == b"first"
+                assert trio.current_time() - t0 == pytest.approx(1.005, abs=1e-9)  # 5 ms link
+                assert sock.owned
+                await trio.sleep(1.5)
+                # "second", then the sender's loss probe and RTO retransmission of it (no ACK
+                # comes from an owned socket)
+                assert [p for _, p in sock.backlog] == [b"second"] * 3
+                assert peer.connection.readable == 0
+            assert not sock.backlog and peer.connection.readable == len(b"second")
+        assert await peer.receive_some() == b"second"
+
+
+async def test_item_3_another_task_waits_for_the_lock_holder(autojump_clock):
+    """lock_sock sleeps while another task owns the socket: a second task's receive_some
+    reads only once the holder has left lock_sock()."""
+    net = pair()
+    a, b = net.host("a"), net.host("b")
+    async with net.running():
+        listener = await b.tcp_listen(PORT)
+        stream = await a.tcp_connect("10.0.0.2", PORT)
+        peer = await listener.accept()
+        await stream.send_all(b"hello")
+        await trio.sleep(0.1)
+        read_at: list[float] = []
+        async with trio.open_nursery() as nursery:
+
+            async def holder(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                async with peer.lock_sock():
+                    task_status.started()
+                    await trio.sleep(2)
+
+            async def reader() -> None:
+                assert await peer.receive_some() == b"hello"
+                read_at.append(trio.current_time())
+
+            start = trio.current_time()
+            await nursery.start(holder)
+            nursery.start_soon(reader)
+        assert read_at == [pytest.approx(start + 2, abs=1e-9)]

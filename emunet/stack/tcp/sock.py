@@ -112,6 +112,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._send_guard = _OneAtATime("sending on this stream")
         self._receive_guard = _OneAtATime("receiving on this stream")
         self._eof_sent = False
+        self._holder: trio.lowlevel.Task | None = None  # the task inside lock_sock()
+        self._unlocked = trio.lowlevel.ParkingLot()  # tasks waiting in lock_sock (sk_lock.wq)
 
     # -------------------------------------------------------------- addresses and options
     @property
@@ -154,11 +156,41 @@ class TcpStream(trio.abc.HalfCloseableStream):
         """Hold the socket lock across awaits, as a process inside a long sendmsg would:
         segments arriving meanwhile go to the socket backlog, processed on exit."""
         self._check_open()
+        me = trio.lowlevel.current_task()
+        if self._holder is me:
+            raise trio.BusyResourceError("this task already holds the socket lock")
+        await self._lock_free()
         sock = self._sock
-        if sock.owned:
-            raise trio.BusyResourceError("the socket lock is already held")
-        with sock.locked():
-            yield
+        self._holder = me
+        try:
+            with sock.locked():
+                yield
+        finally:
+            self._holder = None
+            self._unlocked.unpark_all()
+
+    def _held_by_me(self) -> bool:
+        """Whether the calling task is inside ``lock_sock()`` (its calls keep the lock)."""
+        return self._holder is not None and self._holder is trio.lowlevel.current_task()
+
+    async def _lock_free(self) -> None:
+        """lock_sock's sleep: wait while another task holds the socket lock."""
+        while self._holder is not None and self._holder is not trio.lowlevel.current_task():
+            await self._unlocked.park()
+
+    async def _wait_unlocked(self) -> None:
+        """sk_wait_data / sk_stream_wait_memory: wait for a wake-up; a caller inside
+        ``lock_sock()`` releases the lock meanwhile (the backlog is processed) and retakes it
+        whatever happens.  The caller re-checks its condition after a release first."""
+        if not self._held_by_me():
+            await self._waiter.wait()
+            return
+        sock = self._sock
+        sock.release(_now())
+        try:
+            await self._waiter.wait()
+        finally:
+            sock.lock()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -197,6 +229,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
             view = memoryview(data).cast("B")
             sock = self._sock
             conn = sock.conn
+            await self._lock_free()
+            held = self._held_by_me()
             while True:
                 if conn.error is not None or conn.state not in _SENDABLE:
                     raise self._broken()
@@ -204,14 +238,24 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     break
                 space = conn.send_space()
                 if space > 0:
-                    with sock.locked():
+                    with contextlib.nullcontext() if held else sock.locked():
                         if self._host.tracer is not None:
                             self._trace("tcp_sendmsg", f"{min(space, len(view))} bytes")
                         n = conn.send(bytes(view[:space]), _now())
+                        if held:
+                            sock.layer.after(sock, _now())
                     view = view[n:]
                     continue
-                await self._waiter.wait()
+                if held:
+                    # sk_stream_wait_memory releases the lock: the backlog (the ACKs that
+                    # free the space) is processed first, so look again before sleeping
+                    sock.release(_now())
+                    sock.lock()
+                    if conn.send_space() > 0 or conn.error is not None:
+                        continue
+                await self._wait_unlocked()
                 self._check_open()
+                await self._lock_free()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -247,15 +291,17 @@ class TcpStream(trio.abc.HalfCloseableStream):
         with self._receive_guard:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
+            await self._lock_free()
             data = self._recvmsg(max_bytes)
             while data is None:
                 sock = self._sock
                 sock.reader_waiting = True
                 try:
-                    await self._waiter.wait()
+                    await self._wait_unlocked()
                 finally:
                     sock.reader_waiting = False
                 self._check_open()
+                await self._lock_free()
                 data = self._recvmsg(max_bytes)
             await trio.lowlevel.cancel_shielded_checkpoint()
             return data
@@ -266,6 +312,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         conn = sock.conn
         snmp = sock.layer.snmp
         now = _now()
+        held = self._held_by_me()  # inside lock_sock(): release_sock + lock_sock, lock kept
         sock.lock()
         try:
             data = conn.receive(max_bytes, now)
@@ -276,6 +323,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     snmp["TcpExtTCPDirectCopyFromPrequeue"] += len(data)
         finally:
             backlog_done = sock.release(now)
+            if held:
+                sock.lock()
         if not data and backlog_done:
             data = conn.receive(max_bytes, _now())
             if data:

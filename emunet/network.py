@@ -19,10 +19,11 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import attrs
 import trio
 
 from .fabric.impair import LinkParams
-from .fabric.link import Link
+from .fabric.link import Link, apply_mtu
 from .fabric.pcap import PcapWriter
 from .fabric.switch import Switch
 from .fabric.tap import TapPort
@@ -151,6 +152,17 @@ class Network:
             raise ValueError(f"link {a} <-> {b} already exists")
         lp = LinkParams(**params)
         pa, pb = self._port(a), self._port(b)
+        if "mtu" not in params:
+            # The link's mtu is what its ends have (the report shows it): ends with MTUs of
+            # their own must agree, or the link must say which one it carries.
+            mtus = {port.mtu for port in (pa, pb) if hasattr(port, "mtu")}
+            if len(mtus) > 1:
+                raise ValueError(
+                    f"link {a} <-> {b}: the interfaces' MTUs differ "
+                    f"({pa.mtu} and {pb.mtu}); give the link an mtu"
+                )
+            if mtus:
+                lp = attrs.evolve(lp, mtu=mtus.pop())
         if pa is pb:
             raise ValueError(f"link {a} <-> {b} joins an interface to itself")
         for port, name in ((pa, a), (pb, b)):
@@ -166,9 +178,7 @@ class Network:
             random.Random(stable_seed(self.seed, "link", b, a)),
         )
         if "mtu" in params:
-            for port in (pa, pb):
-                if hasattr(port, "mtu"):
-                    port.mtu = lp.mtu
+            apply_mtu((pa, pb), lp.mtu)
         self.links[key] = link
         return link
 

@@ -3,11 +3,16 @@ never a traceback."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+from typing import Any
 
 import pytest
+import trio
 
+import emunet
 from emunet import cli
+from emunet.wire.ipv4 import Ipv4
 
 ROOT = pathlib.Path(__file__).parent.parent
 THREE_HOP = str(ROOT / "topologies" / "three-hop.yaml")
@@ -135,3 +140,140 @@ def test_item_19_cli_bare_interval_needs_unit(capsys: pytest.CaptureFixture[str]
     status, out, err = _main(capsys, "ping", THREE_HOP, "client", "server", "-i", "2")
     assert (status, out) == (2, "")
     assert "2 has no unit: write 2ms or 2s" in _one_line(err)
+
+
+# ------------------------------------------------------------------ item 18: link.set(mtu=...)
+
+ETH_HLEN = 14
+IP_HLEN = 20
+
+
+def _pair_net() -> Any:
+    net = emunet.Network(seed=3)
+    net.add_host("a", interfaces={"eth0": "10.0.0.1/24"})
+    net.add_host("b", interfaces={"eth0": "10.0.0.2/24"})
+    net.add_link("a:eth0", "b:eth0", delay="5ms", bandwidth="100Mbit")
+    return net
+
+
+def _record_ipv4(dev: Any) -> list[tuple[float, Ipv4, bytes]]:
+    """Every IPv4 packet ``dev`` queues for its link, with the virtual time it was queued."""
+    seen: list[tuple[float, Ipv4, bytes]] = []
+    enqueue = dev.txq.enqueue
+
+    def record(frame: bytes) -> bool:
+        if frame[12:14] == b"\x08\x00":
+            ip, payload = Ipv4.parse(frame[ETH_HLEN:])
+            seen.append((trio.current_time(), ip, payload))
+        return enqueue(frame)
+
+    dev.txq.enqueue = record
+    return seen
+
+
+def _udp_fragments(seen: list[tuple[float, Ipv4, bytes]]) -> list[tuple[int, int, bool]]:
+    """(offset in bytes, total length, MF) of every UDP packet or fragment in ``seen``."""
+    return [(ip.frag_offset * 8, ip.total_length, ip.mf) for _, ip, _ in seen if ip.proto == 17]
+
+
+async def _tcp_transfer(net: Any, data: bytes) -> bytes:
+    a, b = net.host("a"), net.host("b")
+    listener = await b.tcp_listen(5001)
+    got = bytearray()
+
+    async def serve() -> None:
+        peer = await listener.accept()
+        while chunk := await peer.receive_some():
+            got.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        stream = await a.tcp_connect("10.0.0.2", 5001)
+        await stream.send_all(data)
+        await stream.send_eof()
+    return bytes(got)
+
+
+async def test_item_18_link_set_mtu_python_api(autojump_clock: Any) -> None:
+    net = _pair_net()
+    link = net.link("a:eth0", "b:eth0")
+    a, b = net.host("a"), net.host("b")
+    seen = _record_ipv4(a.devices["eth0"])
+    data = bytes((i * 7 + 1) & 0xFF for i in range(400_000))
+    changed_at: list[float] = []
+
+    async def lower() -> None:
+        await trio.sleep(0.05)  # in the middle of the transfer
+        assert link.set(mtu=1000).mtu == 1000
+        changed_at.append(trio.current_time())
+
+    async with net.running():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lower)
+            assert await _tcp_transfer(net, data) == data  # intact, in order
+        assert (a.devices["eth0"].mtu, b.devices["eth0"].mtu, link.params.mtu) == (1000, 1000, 1000)
+        with b.udp_socket(7000) as rx, a.udp_socket() as tx:
+            await tx.sendto(bytes(1472), ("10.0.0.2", 7000))  # a full 1500-byte datagram before
+            got, _ = await rx.recvfrom()
+    assert got == bytes(1472)
+    (when,) = changed_at
+    tcp_before = [ip.total_length for t, ip, _ in seen if ip.proto == 6 and t < when]
+    tcp_after = [ip.total_length for t, ip, _ in seen if ip.proto == 6 and t > when]
+    assert max(tcp_before) == 1500 and max(tcp_after) == 1000  # MSS 948 + 32 + 20
+    # 8 + 1472 bytes of UDP in pieces of (1000 - 20) // 8 * 8 = 976: 996 + 524 bytes
+    assert _udp_fragments(seen) == [(0, 996, True), (976, 524, False)]
+    assert a.nstat()["IpFragCreates"] == 2 and b.nstat()["IpReasmOKs"] == 1
+
+
+MTU_EVENT = """
+name: mtu-event
+seed: 3
+nodes:
+  a: {interfaces: {eth0: 10.0.0.1/24}}
+  b: {interfaces: {eth0: 10.0.0.2/24}}
+links:
+  - {endpoints: [a:eth0, b:eth0], delay: 5ms, bandwidth: 100Mbit}
+events:
+  - {at: 50ms, link: [a:eth0, b:eth0], set: {mtu: 1000}}
+experiments:
+  - {type: tcp, from: a, to: b, bytes: 400KB}
+  - {type: udp, from: a, to: b, size: 1472, rate: 1Mbit, time: 20ms}
+"""
+
+
+async def test_item_18_event_sets_mtu(autojump_clock: Any) -> None:
+    from emunet.experiments import run_experiments
+
+    net = emunet.load_topology(MTU_EVENT)
+    seen = _record_ipv4(net.host("a").devices["eth0"])
+    async with net.running():
+        report = await run_experiments(net)
+    assert report.ok, str(report)
+    tcp, udp = report.results
+    assert tcp.bytes_received == 400_000 and udp.received == udp.sent == 2
+    (link,) = json.loads(report.to_json())["links"]
+    assert link["params"]["mtu"] == 1000  # what both interfaces now have
+    assert [d.mtu for d in net.host("a").devices.values()] == [1000]
+    assert [d.mtu for d in net.host("b").devices.values()] == [1000]
+    tcp_sizes = [(t, ip.total_length) for t, ip, _ in seen if ip.proto == 6]
+    assert max(n for t, n in tcp_sizes if t < 0.05) == 1500
+    assert max(n for t, n in tcp_sizes if t > 0.05) == 1000
+    assert _udp_fragments(seen) == [(0, 996, True), (976, 524, False)] * 2
+
+
+async def test_item_18_lowered_mtu_caps_learned_path_mtu(autojump_clock: Any) -> None:
+    """fib_nhc_update_mtu: a locked path MTU above the new device MTU becomes it, unlocked."""
+    net = _pair_net()
+    a = net.host("a")
+    dst = int.from_bytes(bytes([10, 0, 0, 2]), "big")
+    async with net.running():
+        now = trio.current_time()
+        a.ip.update_pmtu(dst, 300, now)  # below min_pmtu 552: 552, locked (DF off)
+        route = a.fib.lookup(dst)
+        assert (a.ip.route_mtu(route, dst, now), a.ip.pmtu_locked(dst, now)) == (552, True)
+        net.link("a:eth0", "b:eth0").set(mtu=500)
+        assert (a.ip.route_mtu(route, dst, now), a.ip.pmtu_locked(dst, now)) == (500, False)
+        with pytest.raises(ValueError, match="mtu: 40 is below the IPv4 minimum 68"):
+            net.link("a:eth0", "b:eth0").set(mtu=40, loss="5%")
+        assert net.link("a:eth0", "b:eth0").params.loss == 0  # nothing applied
+        assert a.devices["eth0"].mtu == 500

@@ -61,6 +61,28 @@ class Device:
     def link_changed(self) -> None:
         self.host.fib.invalidate()
 
+    def set_mtu(self, mtu: int) -> None:
+        """``ip link set dev X mtu N`` (dev_set_mtu), with what the NETDEV_CHANGEMTU notifier
+        does for IPv4 (fib_sync_mtu -> fib_nhc_update_mtu): the path MTUs learned for
+        destinations routed through this device never exceed it (a locked one at or above it
+        becomes it, unlocked), and one equal to the old MTU follows the new one.  Packets
+        already queued were checked against the old MTU and are sent as they are; sockets
+        meet the new MTU on their next send (TCP: EMSGSIZE -> tcp_v4_mtu_reduced)."""
+        old = self.mtu
+        self.mtu = mtu
+        host = self.host
+        for dst, entry in host.ip.pmtu.items():
+            route = host.fib.lookup(dst)
+            if route is None or route.dev is not self:
+                continue
+            if entry.locked:
+                if mtu <= entry.mtu:
+                    entry.mtu = mtu
+                    entry.locked = False
+            elif mtu < entry.mtu or entry.mtu == old:
+                entry.mtu = mtu
+        host.fib.invalidate()
+
     # ----------------------------------------------------------------- receive
     def netif_rx(self, frame: bytes) -> None:
         """A frame arrives from the link: into the rx backlog, or dropped when it is full."""

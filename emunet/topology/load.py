@@ -593,9 +593,7 @@ class _Parser:
         changes = self.mapping(m["set"], f"{path}.set", allow_null=False)
         if not changes:
             self.fail(f"{path}.set", "nothing to set")
-        if "mtu" in changes:
-            self.fail(f"{path}.set.mtu", "a link's MTU cannot change while it runs")
-        self.known_keys(changes, f"{path}.set", [f for f in LINK_FIELDS if f != "mtu"])
+        self.known_keys(changes, f"{path}.set", LINK_FIELDS)
         return Event(at=at, link=link, set=self.link_fields(changes, f"{path}.set"))
 
     # ----------------------------------------------------------------- experiments
@@ -796,6 +794,13 @@ class _Checker:
             index = self.t.link_index(*event.link)
             if index is None:
                 self.fail(f"events[{i}].link", f"no link joins {event.link[0]} and {event.link[1]}")
+            if "mtu" in event.set:
+                for ep in self.t.links[index].endpoints:
+                    if self.t.nodes[ep.partition(":")[0]].kind == "tap":
+                        self.fail(
+                            f"events[{i}].set.mtu",
+                            f"{ep} is a tap device: its MTU is set when it opens",
+                        )
             params = current.get(index)
             if params is None:
                 params = self.t.links[index].params(self.t.defaults.link)

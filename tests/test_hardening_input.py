@@ -277,3 +277,124 @@ async def test_item_18_lowered_mtu_caps_learned_path_mtu(autojump_clock: Any) ->
             net.link("a:eth0", "b:eth0").set(mtu=40, loss="5%")
         assert net.link("a:eth0", "b:eth0").params.loss == 0  # nothing applied
         assert a.devices["eth0"].mtu == 500
+
+
+# ------------------------------------------------------------------ item 19: absurd values
+
+ABSURD = """
+name: absurd
+nodes:
+  a: {interfaces: {eth0: 10.0.0.1/24}}
+  b: {interfaces: {eth0: 10.0.0.2/24}}
+links:
+  - {endpoints: [a:eth0, b:eth0], LINK}
+experiments:
+  - {EXPERIMENT}
+"""
+
+
+@pytest.mark.parametrize(
+    ("link", "experiment", "message"),
+    [
+        (
+            "delay: 1ms",
+            "type: tcp, from: a, to: b, bytes: 1e30",
+            "experiments[0].bytes: bad size '1e30': above the limit of 1 TB (1000000000000 bytes)",
+        ),
+        (
+            "delay: 1ms",
+            "type: ping, from: a, to: b, count: 1000000000000",
+            "experiments[0].count: 1000000000000 is above the maximum 1000000",
+        ),
+        (
+            "delay: 1ms",
+            "type: storm, from: a, to: b, connections: 10000000",
+            "experiments[0].connections: 10000000 is above the maximum 1000000",
+        ),
+        (
+            "delay: 1ms",
+            "type: http, from: a, to: b, size: 2GiB",
+            "experiments[0].size: 2147483648 bytes is above the maximum 1073741824",
+        ),
+        (
+            "delay: 1ms",
+            "type: udp, from: a, to: b, rate: 1Tbit, time: 100s",
+            "experiments[0]: rate x time: 8.5e+09 datagrams of 1470 bytes is above the limit",
+        ),
+        (
+            "delay: 1ms",
+            "type: ping, from: a, to: b, interval: 3650days",
+            "experiments[0].interval: bad time '3650days': unknown unit 'days'",
+        ),
+        (
+            "delay: 100000000s",  # three years
+            "type: ping, from: a, to: b",
+            "links[0].delay: bad time '100000000s': above the limit of 1000000 s (11.6 days)",
+        ),
+        (
+            "bandwidth: 2Tbit",
+            "type: ping, from: a, to: b",
+            "links[0].bandwidth: bad rate '2Tbit': above the limit of 1 Tbit/s",
+        ),
+        (
+            "delay: 1ms",
+            "type: tcp, from: a, to: b, time: 1e7s",
+            "experiments[0].time: bad time '1e7s': above the limit of 1000000 s (11.6 days)",
+        ),
+    ],
+)
+def test_item_19_absurd_values_refused_naming_the_limit(
+    link: str,
+    experiment: str,
+    message: str,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "absurd.yaml"
+    path.write_text(ABSURD.replace("LINK", link).replace("EXPERIMENT", experiment))
+    status, out, err = _main(capsys, "check", str(path))
+    assert (status, out) == (2, "")
+    assert _one_line(err).startswith(f"absurd.yaml: {message}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["iperf", THREE_HOP, "client", "server", "-n", "1001GB"], "above the limit of 1 TB"),
+        (["iperf", THREE_HOP, "client", "server", "-t", "2e6s"], "above the limit of 1000000 s"),
+        (["iperf", THREE_HOP, "client", "server", "-u", "-b", "2Tbit"], "limit of 1 Tbit/s"),
+        (["iperf", THREE_HOP, "client", "server", "-l", "2GiB"], "above the maximum 1073741824"),
+        (["ping", THREE_HOP, "client", "server", "-W", "1e9s"], "above the limit of 1000000 s"),
+        (["run", "line,2,delay=1e9s"], "delay: bad time '1e9s': above the limit of 1000000 s"),
+        (["check", "tree,delay=30"], "defaults.link.delay: 30 has no unit: write 30ms or 30s"),
+        (
+            ["check", "dumbbell,2,bottleneck_delay=30"],
+            "links[4].delay: 30 has no unit: write 30ms or 30s",
+        ),
+        (["check", "star,2,bandwidth=5Tbit"], "bandwidth: bad rate '5Tbit': above the limit"),
+    ],
+)
+def test_item_19_cli_and_generator_specs_refuse_absurd_values(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _main(capsys, *argv)
+    assert (status, out) == (2, "")
+    assert message in _one_line(err)
+
+
+def test_item_19_python_api_numbers_are_seconds_but_limited() -> None:
+    from emunet.topology.generators import dumbbell_topology, tree_topology
+
+    net = emunet.Network()
+    net.add_host("a", interfaces={"eth0": "10.0.0.1/24"})
+    net.add_host("b", interfaces={"eth0": "10.0.0.2/24"})
+    with pytest.raises(ValueError, match=r"^delay: bad time 10000000\.0: above the limit of 1000"):
+        net.add_link("a:eth0", "b:eth0", delay=1e7)
+    with pytest.raises(ValueError, match=r"^bandwidth: bad rate '2Tbit': above the limit of 1 T"):
+        net.add_link("a:eth0", "b:eth0", bandwidth="2Tbit")
+    assert net.add_link("a:eth0", "b:eth0", delay=0.03).params.delay == 0.03  # seconds
+    # the generators' Python functions take seconds and bit/s too; their specs need units
+    tree = tree_topology(2, 2, delay=0.03, bandwidth=1e8)
+    assert tree.defaults.link == {"delay": 0.03, "bandwidth": 1e8}
+    assert tree.name == "tree,depth=2,fanout=2,delay=0.03s,bandwidth=100000000.0bit"
+    assert dumbbell_topology(1, bottleneck_delay=0.02).links[-1].delay == 0.02

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from typing import Any
 
 import pytest
@@ -398,3 +399,130 @@ def test_item_19_python_api_numbers_are_seconds_but_limited() -> None:
     assert tree.defaults.link == {"delay": 0.03, "bandwidth": 1e8}
     assert tree.name == "tree,depth=2,fanout=2,delay=0.03s,bandwidth=100000000.0bit"
     assert dumbbell_topology(1, bottleneck_delay=0.02).links[-1].delay == 0.02
+
+
+def test_item_18_link_mtu_is_what_its_interfaces_have() -> None:
+    """The report shows ``link.params``: never an MTU the interfaces do not have."""
+    net = emunet.Network()
+    net.add_host("a", interfaces={"eth0": "10.0.0.1/24"}, mtu={"eth0": 9000})
+    net.add_host("b", interfaces={"eth0": "10.0.0.2/24"}, mtu={"eth0": 9000})
+    net.add_host("c", interfaces={"eth0": "10.0.1.1/24"})
+    net.add_host("f", interfaces={"eth0": "10.0.1.2/24"}, mtu={"eth0": 9000})
+    net.add_switch("sw")
+    assert net.add_link("a:eth0", "b:eth0").params.mtu == 9000
+    with pytest.raises(ValueError, match=r"MTUs differ \(1500 and 9000\); give the link an mtu"):
+        net.add_link("c:eth0", "f:eth0")
+    net.add_host("d", interfaces={"eth0": "10.0.2.1/24"}, mtu={"eth0": 4000})
+    assert net.add_link("d:eth0", "sw:p1").params.mtu == 4000  # a switch port has no MTU
+
+
+# ------------------------------------------------------------------ item 20: the Python API
+
+BAD = ROOT / "tests" / "bad_topologies"
+
+
+def _build_in_python(data: dict[str, Any]) -> emunet.Network:
+    """A topology file's nodes and links, built call by call with the builder API."""
+    net = emunet.Network()
+    for name, spec in data["nodes"].items():
+        spec = spec or {}
+        if spec.get("kind") == "switch":
+            net.add_switch(name)
+        else:
+            add = net.add_router if spec.get("kind") == "router" else net.add_host
+            add(name, interfaces=spec.get("interfaces"))
+    for link in data.get("links") or ():
+        net.add_link(*link["endpoints"])
+    return net
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "duplicate-address",
+        "endpoint-missing-interface",
+        "switch-loop",
+        "overlapping-subnets",
+        "network-address",
+        "bad-address",
+        "missing-prefix",
+        "interface-used-twice",
+    ],
+)
+def test_item_20_python_api_refuses_what_the_loader_refuses(name: str) -> None:
+    import yaml
+
+    from emunet.topology import TopologyError
+
+    text = (BAD / f"{name}.yaml").read_text()
+    expected = text.splitlines()[0].removeprefix("# expect: ")
+    with pytest.raises(TopologyError) as loaded:
+        emunet.load_topology(str(BAD / f"{name}.yaml"))
+    assert str(loaded.value) == f"{name}.yaml: {expected}"
+    reason = loaded.value.reason
+    if name == "interface-used-twice":  # the builder names the interface, not links[0]
+        reason = "is already linked"
+    with pytest.raises(ValueError) as built:
+        _build_in_python(yaml.safe_load(text))
+    assert reason in str(built.value)
+
+
+def test_item_20_add_link_does_not_create_interfaces() -> None:
+    net = emunet.Network()
+    net.add_host("d", interfaces={"eth0": "10.0.0.1/24", "eth1": None})
+    net.add_host("e", interfaces={"eth0": "10.0.0.2/24"})
+    with pytest.raises(
+        ValueError,
+        match=r"^link endpoint 'd:eth9': d has no interface 'eth9' \(it declares: eth0, eth1\)$",
+    ):
+        net.add_link("d:eth9", "e:eth0")
+    assert list(net.host("d").devices) == ["eth0", "eth1"]
+    with pytest.raises(
+        ValueError, match=r"^e2:eth0: address 10\.0\.0\.2 is already used by e:eth0"
+    ):
+        net.add_host("e2", interfaces={"eth0": "10.0.0.2/24"})
+    assert "e2" not in net.nodes  # nothing added
+    net.add_host("e2", interfaces={"eth0": "10.0.0.3/24"})  # the name is free again
+
+
+async def test_item_20_ping_and_traceroute_options_checked_as_in_files(
+    autojump_clock: Any,
+) -> None:
+    net = _pair_net()
+    a = net.host("a")
+    cases = [
+        (
+            a.ping("10.0.0.2", interval="1 fortnight"),
+            "interval: bad time '1 fortnight': unknown unit",
+        ),
+        (a.ping("10.0.0.2", count=10**12), "count: 1000000000000 is above the maximum 1000000"),
+        (a.ping("10.0.0.2", timeout="-1s"), "timeout: bad time '-1s': must not be negative"),
+        (a.ping("10.0.0.2", size="70000"), "size: 70000 bytes is above the maximum 65507"),
+        (a.traceroute("10.0.0.2", wait="soon"), "wait: bad time 'soon'"),
+        (a.traceroute("10.0.0.2", max_hops=0), "max_hops: 0 is below the minimum 1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            await call
+    async with net.running():
+        start = trio.current_time()
+        result = await a.ping("10.0.0.2", 2, interval="1 s", timeout="2s")  # as in a file
+        assert (result.sent, result.received) == (2, 2)
+        assert trio.current_time() - start >= 1.0
+        result = await a.ping("10.0.0.2", 2, interval=0.25)  # a plain number is seconds
+        assert (result.sent, result.received) == (2, 2)
+
+
+async def test_item_20_experiments_name_hosts(autojump_clock: Any) -> None:
+    from emunet.experiments import ExperimentError, run_ping, run_tcp
+    from emunet.topology.schema import PingExperiment, TcpExperiment
+
+    net = _pair_net()
+    net.add_switch("sw")
+    async with net.running():
+        with pytest.raises(ExperimentError, match=r"^from: sw is a switch: experiments run on"):
+            await run_tcp(net, TcpExperiment(src="sw", dst="b"))
+        with pytest.raises(ExperimentError, match=r"^to: no node named 'zz'"):
+            await run_tcp(net, TcpExperiment(src="a", dst="zz"))
+        with pytest.raises(ExperimentError, match=r"^from: no node named 'x'"):
+            await run_ping(net, PingExperiment(src="x", dst="b"))

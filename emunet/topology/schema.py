@@ -47,6 +47,7 @@ __all__ = [
     "TopologyError",
     "TracerouteExperiment",
     "UdpExperiment",
+    "checked_options",
 ]
 
 NODE_KINDS = ("host", "router", "switch", "tap")
@@ -371,6 +372,19 @@ def _size_in(value: Any, low: int, high: int | None = None) -> int:
     if high is not None and size > high:
         raise ValueError(f"{size} bytes is above the maximum {high}")
     return size
+
+
+def checked_options(cls: type[Experiment], **values: Any) -> dict[str, Any]:
+    """``values`` converted and checked by the converters of ``cls``'s fields, the path every
+    topology file's experiment takes: the Python API (``host.ping(interval="200ms")``) uses it
+    so that it refuses what a file may not say.  Plain numbers stay seconds, bit/s and bytes
+    (only files and the CLI need units).  Raises ``ValueError`` naming the parameter."""
+    fields = attrs.fields_dict(cls)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        converter = fields[key].converter
+        out[key] = converter(value) if callable(converter) else value
+    return out
 
 
 EXPERIMENT_TYPES: dict[str, type[Experiment]] = {

@@ -221,6 +221,7 @@ async def test_item_18_link_set_mtu_python_api(autojump_clock: Any) -> None:
     tcp_before = [ip.total_length for t, ip, _ in seen if ip.proto == 6 and t < when]
     tcp_after = [ip.total_length for t, ip, _ in seen if ip.proto == 6 and t > when]
     assert max(tcp_before) == 1500 and max(tcp_after) == 1000  # MSS 948 + 32 + 20
+    assert a.nstat()["TcpRetransSegs"] == 0  # what was sent fitted (tcp_current_mss, as Linux)
     # 8 + 1472 bytes of UDP in pieces of (1000 - 20) // 8 * 8 = 976: 996 + 524 bytes
     assert _udp_fragments(seen) == [(0, 996, True), (976, 524, False)]
     assert a.nstat()["IpFragCreates"] == 2 and b.nstat()["IpReasmOKs"] == 1
@@ -526,3 +527,31 @@ async def test_item_20_experiments_name_hosts(autojump_clock: Any) -> None:
             await run_tcp(net, TcpExperiment(src="a", dst="zz"))
         with pytest.raises(ExperimentError, match=r"^from: no node named 'x'"):
             await run_ping(net, PingExperiment(src="x", dst="b"))
+
+
+async def test_item_18_mss_follows_the_mtu_down_and_up(autojump_clock: Any) -> None:
+    net = _pair_net()
+    link = net.link("a:eth0", "b:eth0")
+    a = net.host("a")
+    seen = _record_ipv4(a.devices["eth0"])
+    data = bytes((i * 5 + 3) & 0xFF for i in range(800_000))
+    mss: list[int] = []
+
+    async def change() -> None:
+        await trio.sleep(0.03)
+        link.set(mtu=1000)
+        mss.append(a.sockets()[-1].info.snd_mss)
+        await trio.sleep(0.03)
+        link.set(mtu="1500")
+        mss.append(a.sockets()[-1].info.snd_mss)
+
+    async with net.running():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(change)
+            assert await _tcp_transfer(net, data) == data
+    assert mss == [948, 1448]  # 1000 - 20 - 32 (timestamps); back to the peer's MSS
+    sizes = [(t, ip.total_length) for t, ip, _ in seen if ip.proto == 6]
+    assert max(n for t, n in sizes if t < 0.03) == 1500
+    assert max(n for t, n in sizes if 0.03 < t < 0.06) == 1000
+    assert max(n for t, n in sizes if t > 0.06) == 1500
+    assert a.nstat()["TcpRetransSegs"] == 0

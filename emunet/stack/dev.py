@@ -66,8 +66,9 @@ class Device:
         does for IPv4 (fib_sync_mtu -> fib_nhc_update_mtu): the path MTUs learned for
         destinations routed through this device never exceed it (a locked one at or above it
         becomes it, unlocked), and one equal to the old MTU follows the new one.  Packets
-        already queued were checked against the old MTU and are sent as they are; sockets
-        meet the new MTU on their next send (TCP: EMSGSIZE -> tcp_v4_mtu_reduced)."""
+        already queued were checked against the old MTU and are sent as they are; TCP
+        connections routed here resynchronise their MSS (up or down) as tcp_current_mss
+        does before their next send."""
         old = self.mtu
         self.mtu = mtu
         host = self.host
@@ -82,6 +83,13 @@ class Device:
             elif mtu < entry.mtu or entry.mtu == old:
                 entry.mtu = mtu
         host.fib.invalidate()
+        socks = list(host.tcp.socks.values())  # none before the network runs
+        now = host.now() if socks else 0.0
+        for sock in socks:
+            rip = sock.key[2]
+            route = host.ip.route_output(rip)
+            if route is not None and route.dev is self:
+                sock.conn.route_mtu_changed(host.ip.route_mtu(route, rip, now))
 
     # ----------------------------------------------------------------- receive
     def netif_rx(self, frame: bytes) -> None:

@@ -555,3 +555,18 @@ async def test_item_18_mss_follows_the_mtu_down_and_up(autojump_clock: Any) -> N
     assert max(n for t, n in sizes if 0.03 < t < 0.06) == 1000
     assert max(n for t, n in sizes if t > 0.06) == 1500
     assert a.nstat()["TcpRetransSegs"] == 0
+
+
+def test_item_18_tap_link_keeps_its_mtu(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tap node's Linux device gets its MTU when it opens: an event cannot change it."""
+    path = tmp_path / "tap.yaml"
+    path.write_text(
+        TAP_TOPOLOGY + "events:\n  - {at: 1s, link: [r1:eth0, linux:tap], set: {mtu: 1000}}\n"
+    )
+    status, out, err = _main(capsys, "check", str(path), "--realtime")
+    assert (status, out) == (2, "")
+    assert _one_line(err) == (
+        "tap.yaml: events[0].set.mtu: linux:tap is a tap device: its MTU is set when it opens"
+    )

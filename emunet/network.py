@@ -19,14 +19,24 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import attrs
 import trio
 
 from .fabric.impair import LinkParams
-from .fabric.link import Link
+from .fabric.link import Link, apply_mtu
 from .fabric.pcap import PcapWriter
 from .fabric.switch import Switch
 from .fabric.tap import TapPort
 from .stack.host import Host
+from .topology.rules import (
+    AddressBook,
+    SwitchLoops,
+    first_overlap,
+    interface_address,
+    interface_name,
+    missing_interface,
+    parse_cidr,
+)
 from .trace import Tracer
 
 DEFAULT_MTU = 1500
@@ -59,6 +69,8 @@ class Network:
         self._macs = 0
         self._running = False
         self._pcap_files: list[Any] = []
+        self._addresses = AddressBook()  # the loader's rules (emunet.topology.rules)
+        self._switch_loops = SwitchLoops()
 
     # ----------------------------------------------------------------- building
     def _check_new(self, name: str) -> None:
@@ -84,8 +96,14 @@ class Network:
         mtu: Mapping[str, int] | None = None,
     ) -> Host:
         """Add a host; ``interfaces`` maps names to ``"addr/prefix"`` (or None: no address),
-        ``routes`` maps ``"default"`` or ``"net/prefix"`` to a gateway address."""
+        ``routes`` maps ``"default"`` or ``"net/prefix"`` to a gateway address.
+
+        The rules of topology files apply (:mod:`emunet.topology.rules`): a host address of
+        its subnet, used nowhere else in the network, subnets of one host that do not
+        overlap; a bad one raises ``ValueError`` naming ``node:interface`` and adds nothing.
+        Only the interfaces declared here can be linked."""
         self._check_new(name)
+        interfaces = self._check_interfaces(name, interfaces or {})
         host = Host(name, kind=kind, seed=stable_seed(self.seed, "host", name), tracer_of=self)
         for ifname, cidr in (interfaces or {}).items():
             host.add_interface(ifname, cidr, self._next_mac(), (mtu or {}).get(ifname, DEFAULT_MTU))
@@ -93,7 +111,34 @@ class Network:
             host.add_route(dst, via)
         host.configure(sysctl)
         self.nodes[name] = host
+        self._claim(name, interfaces)
         return host
+
+    def _check_interfaces(
+        self, node: str, interfaces: Mapping[str, str | None]
+    ) -> dict[str, str | None]:
+        """The interfaces of a new node, checked as the loader checks them."""
+        out: dict[str, str | None] = {}
+        mine: list[tuple[str, int, int]] = []
+        for ifname, cidr in interfaces.items():
+            try:
+                interface_name(ifname)
+                out[ifname] = None if cidr is None else interface_address(cidr)
+                if cidr is not None:
+                    addr, plen = parse_cidr(out[ifname])
+                    self._addresses.check(addr)
+                    mine.append((ifname, addr, plen))
+            except ValueError as exc:
+                raise ValueError(f"{node}:{ifname}: {exc}") from None
+        overlap = first_overlap(mine)
+        if overlap is not None:
+            raise ValueError(f"{node}:{overlap[0]}: {overlap[1]}")
+        return out
+
+    def _claim(self, node: str, interfaces: Mapping[str, str | None]) -> None:
+        for ifname, cidr in interfaces.items():
+            if cidr is not None:
+                self._addresses.claim(parse_cidr(cidr)[0], f"{node}:{ifname}")
 
     def add_router(
         self,
@@ -125,8 +170,16 @@ class Network:
         network namespace ``netns`` with the Linux side's ``address`` and ``routes``; link it as
         ``"<name>:tap"``.  Needs root and real time (see :mod:`emunet.fabric.tap`)."""
         self._check_new(name)
+        if address is not None:
+            try:
+                address = interface_address(address)
+                self._addresses.check(parse_cidr(address)[0])
+            except ValueError as exc:
+                raise ValueError(f"{name}: address: {exc}") from None
         tap = TapPort(name, device, netns=netns, address=address, routes=routes, **kw)
         self.nodes[name] = tap
+        if address is not None:
+            self._addresses.claim(parse_cidr(address)[0], name)
         return tap
 
     def _port(self, endpoint: str) -> Any:
@@ -136,8 +189,10 @@ class Network:
             raise KeyError(f"link endpoint {endpoint!r}: no node named {node_name!r}")
         if isinstance(node, (Switch, TapPort)):
             return node.port(ifname)
-        if ifname not in node.devices:
-            node.add_interface(ifname, None, self._next_mac())
+        if ifname not in node.devices:  # interfaces are declared by add_host, as in files
+            raise ValueError(
+                f"link endpoint {endpoint!r}: {missing_interface(node_name, ifname, node.devices)}"
+            )
         return node.devices[ifname]
 
     def add_link(self, a: str, b: str, **params: Any) -> Link:
@@ -156,6 +211,24 @@ class Network:
         for port, name in ((pa, a), (pb, b)):
             if port.txq.link is not None:
                 raise ValueError(f"interface {name} is already linked")
+        if isinstance(self.nodes[a.partition(":")[0]], Switch) and isinstance(
+            self.nodes[b.partition(":")[0]], Switch
+        ):
+            try:
+                self._switch_loops.join(a.partition(":")[0], b.partition(":")[0])
+            except ValueError as exc:
+                raise ValueError(f"link {a} <-> {b}: {exc}") from None
+        if "mtu" not in params:
+            # The link's mtu is what its ends have (the report shows it): ends with MTUs of
+            # their own must agree, or the link must say which one it carries.
+            mtus = {port.mtu for port in (pa, pb) if hasattr(port, "mtu")}
+            if len(mtus) > 1:
+                raise ValueError(
+                    f"link {a} <-> {b}: the interfaces' MTUs differ "
+                    f"({pa.mtu} and {pb.mtu}); give the link an mtu"
+                )
+            if mtus:
+                lp = attrs.evolve(lp, mtu=mtus.pop())
         import random
 
         link = Link(
@@ -166,9 +239,7 @@ class Network:
             random.Random(stable_seed(self.seed, "link", b, a)),
         )
         if "mtu" in params:
-            for port in (pa, pb):
-                if hasattr(port, "mtu"):
-                    port.mtu = lp.mtu
+            apply_mtu((pa, pb), lp.mtu)
         self.links[key] = link
         return link
 

@@ -18,6 +18,17 @@ Every parser accepts a ``str`` or a plain ``int``/``float`` (never ``bool``), al
 around the number and between number and unit, refuses negative, infinite and NaN values, and
 raises ``ValueError`` whose message quotes the input and lists the accepted forms. Numbers are
 scaled in decimal arithmetic, so ``parse_time("1.1ms")`` is the float nearest to 0.0011.
+
+Values no run could use are refused, naming the limit (:data:`MAX_TIME`, :data:`MAX_RATE`,
+:data:`MAX_SIZE`; the experiments add :data:`MAX_COUNT` and :data:`MAX_BUFFER`):
+
+- times up to 10**6 s (11.6 days of virtual time): the clock is a float of seconds, exact to
+  the nanosecond only below 2**53 ns (104 days), and every time emunet models (timers, link
+  delays, RTOs up to 120 s, experiments) is far shorter;
+- rates up to 1 Tbit/s: a 1500-byte frame then takes 12 ns on the wire; much faster and
+  serialization falls below the model's 1 ns resolution;
+- sizes up to 1 TB (10**12 bytes): about 7 * 10**8 full-size TCP segments, hours of CPU time
+  at emunet's speed; a larger transfer would not finish in days.
 """
 
 from __future__ import annotations
@@ -25,7 +36,17 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["parse_fraction", "parse_rate", "parse_size", "parse_time"]
+__all__ = [
+    "MAX_BUFFER",
+    "MAX_COUNT",
+    "MAX_RATE",
+    "MAX_SIZE",
+    "MAX_TIME",
+    "parse_fraction",
+    "parse_rate",
+    "parse_size",
+    "parse_time",
+]
 
 _NUMBER_UNIT = re.compile(
     r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\s\d.+-].*?)?\s*",
@@ -33,6 +54,18 @@ _NUMBER_UNIT = re.compile(
 )
 
 _MAX_EXPONENT = 30  # refuse absurd inputs like "1e999999s" before they overflow
+
+MAX_TIME = 1_000_000
+"""The longest time, seconds (11.6 days)."""
+MAX_RATE = 10**12
+"""The highest rate, bit/s (1 Tbit/s)."""
+MAX_SIZE = 10**12
+"""The largest size, bytes (1 TB)."""
+MAX_COUNT = 1_000_000
+"""The most pings, connections or requests one experiment makes (as ``emunet ping -c``): a
+million pings at the default 1 s interval take MAX_TIME."""
+MAX_BUFFER = 2**30
+"""The largest buffer an experiment holds in memory at once (a write, a response): 1 GiB."""
 
 _TIME_UNITS: dict[str, Decimal] = {
     "s": Decimal(1),
@@ -120,6 +153,8 @@ def parse_time(value: str | float) -> float:
         if scale is None:
             raise ValueError(f"bad time {value!r}: unknown unit {unit!r}; expected {_TIME_FORMS}")
         number *= scale
+    if number > MAX_TIME:
+        raise ValueError(f"bad time {value!r}: above the limit of {MAX_TIME} s (11.6 days)")
     return float(number)
 
 
@@ -136,6 +171,8 @@ def parse_rate(value: str | float) -> float:
                 f"bad rate {value!r}: unknown unit {unit!r}{hint}; expected {_RATE_FORMS}"
             )
         number *= scale
+    if number > MAX_RATE:
+        raise ValueError(f"bad rate {value!r}: above the limit of 1 Tbit/s")
     return float(number)
 
 
@@ -154,6 +191,8 @@ def parse_size(value: str | int) -> int:
         number *= scale
     if number != number.to_integral_value():
         raise ValueError(f"bad size {value!r}: {number} is not a whole number of bytes")
+    if number > MAX_SIZE:
+        raise ValueError(f"bad size {value!r}: above the limit of 1 TB ({MAX_SIZE} bytes)")
     return int(number)
 
 

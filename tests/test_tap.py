@@ -74,7 +74,7 @@ def test_builder_links_a_tap_like_any_port() -> None:
     assert tap.label == "tap0:tap" and tap.device == "emutap9"
     assert link.tasks() == []  # each end's dev-tx task delivers its own direction
     assert [name for name, _ in tap.tasks()] == ["tap0/tap-rx", "tap0/dev-tx:tap"]
-    net.add_host("h2")
+    net.add_host("h2", interfaces={"eth0": None})
     with pytest.raises(KeyError, match="one port, 'tap'"):
         net.add_link("h2:eth0", "tap0:eth0")
     with pytest.raises(ValueError, match="already linked"):

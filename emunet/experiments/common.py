@@ -27,6 +27,7 @@ __all__ = [
     "ExperimentResult",
     "Percentiles",
     "errno_name",
+    "experiment_host",
     "fmt_bytes",
     "fmt_rate",
     "node_address",
@@ -96,6 +97,20 @@ def node_address(net: Network, name: str) -> str:
     if isinstance(address, str):
         return address.partition("/")[0]
     raise ExperimentError(f"{name} has no address to send to")
+
+
+def experiment_host(net: Network, name: str, role: str = "from") -> Any:
+    """The emulated host ``name`` that runs (``from``) or serves (``to``) an experiment; the
+    loader's check for experiments built in Python: ExperimentError naming the role."""
+    from ..stack.host import Host
+
+    node = net.nodes.get(name)
+    if node is None:
+        raise ExperimentError(f"{role}: no node named {name!r}")
+    if not isinstance(node, Host):
+        kind = type(node).__name__.lower().replace("tapport", "tap device")
+        raise ExperimentError(f"{role}: {name} is a {kind}: experiments run on hosts")
+    return node
 
 
 def errno_name(code: int | None) -> str:

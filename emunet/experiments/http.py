@@ -18,7 +18,15 @@ import attrs
 import h11
 import trio
 
-from .common import ExperimentResult, Percentiles, errno_name, error_text, node_address, percentiles
+from .common import (
+    ExperimentResult,
+    Percentiles,
+    errno_name,
+    error_text,
+    experiment_host,
+    node_address,
+    percentiles,
+)
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -112,8 +120,8 @@ async def _serve(stream: TcpStream, size: int) -> None:
 
 
 async def run_http(net: Network, spec: HttpExperiment) -> HttpResult:
-    client = net.host(spec.src)
-    server = net.host(spec.dst)
+    client = experiment_host(net, spec.src)
+    server = experiment_host(net, spec.dst, "to")
     address = node_address(net, spec.dst)
     start = trio.current_time()
     common: dict[str, Any] = {

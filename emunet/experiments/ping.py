@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 import trio
 
-from .common import ExperimentResult, error_text, node_address
+from .common import ExperimentResult, error_text, experiment_host, node_address
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -83,7 +83,7 @@ class PingResult(ExperimentResult):
 
 async def run_ping(net: Network, spec: PingExperiment) -> PingResult:
     """Ping ``spec.dst`` from ``spec.src`` as the spec says."""
-    host = net.host(spec.src)
+    host = experiment_host(net, spec.src)
     address = node_address(net, spec.dst)
     start = trio.current_time()
     common = {

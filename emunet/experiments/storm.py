@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import trio
 
-from .common import ExperimentResult, Percentiles, errno_name, error_text, node_address, percentiles
+from .common import (
+    ExperimentResult,
+    Percentiles,
+    errno_name,
+    error_text,
+    experiment_host,
+    node_address,
+    percentiles,
+)
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -98,8 +106,8 @@ def _delta(before: dict[str, int], after: dict[str, int], names: tuple[str, ...]
 
 
 async def run_storm(net: Network, spec: StormExperiment) -> StormResult:
-    client = net.host(spec.src)
-    server = net.host(spec.dst)
+    client = experiment_host(net, spec.src)
+    server = experiment_host(net, spec.dst, "to")
     address = node_address(net, spec.dst)
     start = trio.current_time()
     common: dict[str, Any] = {

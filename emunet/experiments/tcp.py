@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import trio
 
-from .common import ExperimentResult, error_text, fmt_bytes, fmt_rate, node_address, rate
+from .common import (
+    ExperimentResult,
+    error_text,
+    experiment_host,
+    fmt_bytes,
+    fmt_rate,
+    node_address,
+    rate,
+)
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -154,8 +162,8 @@ def _figure(info: Any, name: str) -> Any:
 
 
 async def run_tcp(net: Network, spec: TcpExperiment) -> TcpResult:
-    client = net.host(spec.src)
-    server = net.host(spec.dst)
+    client = experiment_host(net, spec.src)
+    server = experiment_host(net, spec.dst, "to")
     address = node_address(net, spec.dst)
     congestion = spec.congestion or str(client.sysctl["net.ipv4.tcp_congestion_control"])
     options: dict[str, Any] = {}

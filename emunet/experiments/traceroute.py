@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from ..stack.ping import Hop
-from .common import ExperimentResult, error_text, node_address
+from .common import ExperimentResult, error_text, experiment_host, node_address
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -73,7 +73,7 @@ class TracerouteResult(ExperimentResult):
 
 
 async def run_traceroute(net: Network, spec: TracerouteExperiment) -> TracerouteResult:
-    host = net.host(spec.src)
+    host = experiment_host(net, spec.src)
     address = node_address(net, spec.dst)
     start = trio.current_time()
     common = {

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 import trio
 
-from .common import ExperimentResult, error_text, fmt_bytes, fmt_rate, node_address, rate
+from .common import (
+    ExperimentResult,
+    error_text,
+    experiment_host,
+    fmt_bytes,
+    fmt_rate,
+    node_address,
+    rate,
+)
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -164,8 +172,8 @@ def _payload(seq: int, sent_ns: int, size: int) -> bytes:
 
 
 async def run_udp(net: Network, spec: UdpExperiment) -> UdpResult:
-    client = net.host(spec.src)
-    server = net.host(spec.dst)
+    client = experiment_host(net, spec.src)
+    server = experiment_host(net, spec.dst, "to")
     address = node_address(net, spec.dst)
     start = trio.current_time()
     common = {

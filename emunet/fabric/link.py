@@ -106,6 +106,26 @@ class TxQueue:
         await self.link._wires[self._index].run()
 
 
+def check_mtu_settable(ports: tuple[Any, ...], mtu: int) -> None:
+    """Refuse an MTU that an end cannot take now: an open TAP device (its Linux side's MTU is
+    set when it opens)."""
+    for port in ports:
+        if getattr(port, "is_open", False) and getattr(port, "mtu", mtu) != mtu:
+            raise ValueError(
+                f"mtu: {port.label} is an open TAP device; its MTU is set when it opens"
+            )
+
+
+def apply_mtu(ports: tuple[Any, ...], mtu: int) -> None:
+    """Give every end that has an MTU (a host's device, a TAP port) the link's ``mtu``."""
+    for port in ports:
+        set_mtu = getattr(port, "set_mtu", None)
+        if set_mtu is not None:
+            set_mtu(mtu)
+        elif hasattr(port, "mtu"):
+            port.mtu = mtu
+
+
 @attrs.frozen
 class LinkStats:
     """Counters of both directions: ``a_to_b`` from the first endpoint named, ``b_to_a`` back."""
@@ -228,10 +248,18 @@ class Link:
         """Change impairments at run time, both directions: ``link.set(loss="5%", up=False)``.
 
         Units as in topology files.  Frames already in flight keep their arrival times.
+        ``mtu`` is applied to the interface at each end as ``ip link set dev X mtu N`` would
+        (:meth:`emunet.stack.dev.Device.set_mtu`; a switch port has no MTU of its own).  The
+        changes are checked first: a bad one raises ``ValueError`` and changes nothing.
         """
+        params = attrs.evolve(self.params, **changes)
+        if "mtu" in changes:
+            check_mtu_settable((self.a, self.b), params.mtu)
         for direction in self.directions:
-            direction.set(**changes)
-        self.params = self.directions[0].params
+            direction.params = params
+        self.params = params
+        if "mtu" in changes:
+            apply_mtu((self.a, self.b), params.mtu)
         for port in (self.a, self.b):
             port.txq.limit = self.params.queue
             on_change = getattr(port, "link_changed", None)

@@ -61,6 +61,36 @@ class Device:
     def link_changed(self) -> None:
         self.host.fib.invalidate()
 
+    def set_mtu(self, mtu: int) -> None:
+        """``ip link set dev X mtu N`` (dev_set_mtu), with what the NETDEV_CHANGEMTU notifier
+        does for IPv4 (fib_sync_mtu -> fib_nhc_update_mtu): the path MTUs learned for
+        destinations routed through this device never exceed it (a locked one at or above it
+        becomes it, unlocked), and one equal to the old MTU follows the new one.  Packets
+        already queued were checked against the old MTU and are sent as they are; TCP
+        connections routed here resynchronise their MSS (up or down) as tcp_current_mss
+        does before their next send."""
+        old = self.mtu
+        self.mtu = mtu
+        host = self.host
+        for dst, entry in host.ip.pmtu.items():
+            route = host.fib.lookup(dst)
+            if route is None or route.dev is not self:
+                continue
+            if entry.locked:
+                if mtu <= entry.mtu:
+                    entry.mtu = mtu
+                    entry.locked = False
+            elif mtu < entry.mtu or entry.mtu == old:
+                entry.mtu = mtu
+        host.fib.invalidate()
+        socks = list(host.tcp.socks.values())  # none before the network runs
+        now = host.now() if socks else 0.0
+        for sock in socks:
+            rip = sock.key[2]
+            route = host.ip.route_output(rip)
+            if route is not None and route.dev is self:
+                sock.conn.route_mtu_changed(host.ip.route_mtu(route, rip, now))
+
     # ----------------------------------------------------------------- receive
     def netif_rx(self, frame: bytes) -> None:
         """A frame arrives from the link: into the rx backlog, or dropped when it is full."""

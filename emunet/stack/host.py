@@ -414,18 +414,22 @@ class Host:
         dst: str,
         count: int = 3,
         *,
-        interval: float = 1.0,
-        size: int = 56,
-        timeout: float = 10.0,
+        interval: float | str = 1.0,
+        size: int | str = 56,
+        timeout: float | str = 10.0,
         ttl: int | None = None,
     ) -> PingResult:
         """Like ``ping -c count -i interval -s size -W timeout``: echo requests, one per
         interval; waits for outstanding replies after the last (2 x the longest RTT seen but at
         least one interval, or ``timeout`` when none came back)."""
+        from ..topology.schema import PingExperiment, checked_options
         from .ping import ping
 
+        options = checked_options(  # the topology files' checks (ValueError naming the option)
+            PingExperiment, count=count, interval=interval, size=size, timeout=timeout, ttl=ttl
+        )
         self.require_running("host.ping()")
-        return await ping(self, dst, count, interval=interval, size=size, timeout=timeout, ttl=ttl)
+        return await ping(self, dst, **options)
 
     async def traceroute(
         self,
@@ -433,15 +437,19 @@ class Host:
         *,
         max_hops: int = 30,
         queries: int = 1,
-        wait: float = 5.0,
+        wait: float | str = 5.0,
         port: int = 33434,
     ) -> list[Hop]:
         """Like Linux ``traceroute -q queries -w wait``: UDP probes with TTL 1, 2, ... to ports
         from 33434 up, until the destination answers port unreachable or max_hops."""
+        from ..topology.schema import TracerouteExperiment, checked_options
         from .ping import traceroute
 
+        options = checked_options(  # the topology files' checks (ValueError naming the option)
+            TracerouteExperiment, max_hops=max_hops, queries=queries, wait=wait, port=port
+        )
         self.require_running("host.traceroute()")
-        return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait, port=port)
+        return await traceroute(self, dst, **options)
 
     async def tcp_connect(self, address: str, port: int, **options: Any) -> TcpStream:
         """Open a TCP connection (a trio.abc.HalfCloseableStream).  Options: nodelay,

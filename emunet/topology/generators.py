@@ -142,6 +142,20 @@ def _spec(
     return spec
 
 
+_UNIT_OF = {"delay": "s", "jitter": "s", "reorder_gap": "s", "bandwidth": "bit"}
+
+
+def _python_units(link: dict[str, Any]) -> dict[str, Any]:
+    """Python callers may pass plain numbers (seconds, bit/s) as everywhere in the Python API;
+    written with their unit they pass the topology file's unit rule (``0.03`` -> ``"0.03s"``)."""
+    out = dict(link)
+    for key, unit in _UNIT_OF.items():
+        value = out.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = f"{value!r}{unit}"
+    return out
+
+
 def _with_hosts(b: _Builder, names: list[str]) -> list[str]:
     for name in names:
         b.node(name, "host")
@@ -150,6 +164,7 @@ def _with_hosts(b: _Builder, names: list[str]) -> list[str]:
 
 def line_topology(n: int = 2, *, seed: int = 0, name: str | None = None, **link: Any) -> Topology:
     """Routers r1..rN in a chain, host hi on a link to router ri."""
+    link = _python_units(link)
     spec = _spec("line", {"n": n}, seed, link, name)
     _check_size(spec, n)
     b = _Builder(spec)
@@ -166,6 +181,7 @@ def line_topology(n: int = 2, *, seed: int = 0, name: str | None = None, **link:
 
 def star_topology(n: int = 2, *, seed: int = 0, name: str | None = None, **link: Any) -> Topology:
     """Router r1 in the middle, hosts h1..hN each on its own link to it."""
+    link = _python_units(link)
     spec = _spec("star", {"n": n}, seed, link, name)
     _check_size(spec, n)
     b = _Builder(spec)
@@ -180,6 +196,7 @@ def tree_topology(
 ) -> Topology:
     """A tree of routers (r1 the root, numbered breadth first), fanout children each; every
     leaf router has a switch with ``fanout`` hosts."""
+    link = _python_units(link)
     spec = _spec("tree", {"depth": depth, "fanout": fanout}, seed, link, name)
     _check_size(spec, fanout**depth)
     b = _Builder(spec)
@@ -208,6 +225,7 @@ def fattree_topology(
     k: int = 4, *, seed: int = 0, name: str | None = None, **link: Any
 ) -> Topology:
     """The k-ary fat tree (Al-Fares et al. 2008) with routers for its switches."""
+    link = _python_units(link)
     spec = _spec("fattree", {"k": k}, seed, link, name)
     if k % 2:
         raise TopologyError(spec, "k", f"{k} is odd: a fat tree needs an even k")
@@ -250,6 +268,9 @@ def dumbbell_topology(
     **link: Any,
 ) -> Topology:
     """left1..leftN -- r1 == bottleneck == r2 -- right1..rightN."""
+    link = _python_units(link)
+    bottleneck = _python_units({"bandwidth": bottleneck})["bandwidth"]
+    bottleneck_delay = _python_units({"delay": bottleneck_delay})["delay"]
     spec = _spec("dumbbell", {"n": n}, seed, link, name)
     _check_size(spec, 2 * n)
     b = _Builder(spec)

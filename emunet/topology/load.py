@@ -39,7 +39,18 @@ from ..stack.sysctl import CONF_DEFAULTS, Sysctl
 from ..stack.sysctl import DEFAULTS as SYSCTL_DEFAULTS
 from ..units import parse_time, require_unit_for
 from ..wire.addr import ip_from_str, ip_to_str, mac_from_str, mac_to_str, prefix_mask
-from .routing import Fabric, _UnionFind, auto_routes, split_cidr
+from .routing import Fabric, auto_routes, split_cidr
+from .rules import (
+    IFNAMSIZ,
+    AddressBook,
+    SwitchLoops,
+    first_overlap,
+    interface_address,
+    interface_name,
+    missing_interface,
+    parse_cidr,
+    special_address,
+)
 from .schema import (
     CONGESTION_CONTROLS,
     EXPERIMENT_TYPES,
@@ -76,7 +87,6 @@ NODE_KEYS = {
 }
 EVENT_KEYS = ("at", "link", "set")
 TAP_PORT = "tap"  # a tap node's one link endpoint is "<node>:tap" (emunet.fabric.tap)
-IFNAMSIZ = 16  # include/uapi/linux/if.h: 15 characters and the NUL
 _GENERATOR_SPEC = re.compile(r"(line|star|tree|fattree|dumbbell)(,.*)?", re.DOTALL)
 _CONF_KEY = re.compile(r"net\.ipv4\.conf\.(.+)\.([a-z_]+)")
 _BAD_NAME = re.compile(r"[:/\s]")
@@ -238,36 +248,8 @@ def _strip_field(message: str, name: str) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-def _parse_cidr(text: Any) -> tuple[int, int]:
-    """``"10.0.1.2/24"`` -> (address, prefix); ValueError with the reason."""
-    if not isinstance(text, str):
-        raise ValueError(
-            f"expected an address with a prefix length like 10.0.1.2/24, got {_describe(text)}"
-        )
-    addr, slash, plen = text.strip().partition("/")
-    if not slash:
-        raise ValueError(f"{text!r} has no prefix length (write it like 10.0.1.2/24)")
-    try:
-        address = ip_from_str(addr.strip())
-    except ValueError:
-        raise ValueError(f"{addr.strip()!r} is not an IPv4 address") from None
-    if not plen.strip().isdigit() or not 0 <= int(plen) <= 32:
-        raise ValueError(f"prefix length {plen.strip()!r} is not a number from 0 to 32")
-    return address, int(plen)
-
-
-def _special(addr: int) -> str | None:
-    """Why an address can be neither an interface's nor a gateway's (None: it can)."""
-    first = addr >> 24
-    if addr == 0:
-        return "0.0.0.0 is not a host address"
-    if first == 127:
-        return f"{ip_to_str(addr)} is a loopback address"
-    if 224 <= first < 240:
-        return f"{ip_to_str(addr)} is a multicast address"
-    if first >= 240:
-        return f"{ip_to_str(addr)} is a reserved address (240.0.0.0/4)"
-    return None
+_parse_cidr = parse_cidr
+_special = special_address
 
 
 class _Parser:
@@ -436,34 +418,21 @@ class _Parser:
         return mac_to_str(mac)
 
     def address(self, value: Any, path: str) -> str:
-        """An interface address ``addr/prefix``, canonical."""
+        """An interface address ``addr/prefix``, canonical (:func:`rules.interface_address`)."""
         try:
-            addr, plen = _parse_cidr(value)
+            return interface_address(value)
         except ValueError as exc:
             self.fail(path, str(exc))
-        why = _special(addr)
-        if why is not None:
-            self.fail(path, why)
-        if plen == 0:
-            self.fail(path, "prefix length 0 is not an interface's subnet")
-        if plen <= 30:
-            mask = prefix_mask(plen)
-            net = addr & mask
-            subnet = f"{ip_to_str(net)}/{plen}"
-            if addr == net:
-                self.fail(path, f"{ip_to_str(addr)} is the network address of {subnet}")
-            if addr == net | (~mask & 0xFFFFFFFF):
-                self.fail(path, f"{ip_to_str(addr)} is the broadcast address of {subnet}")
-        return f"{ip_to_str(addr)}/{plen}"
 
     def interfaces(self, value: Any, path: str) -> dict[str, str | None]:
         m = self.mapping(value, path)
         out: dict[str, str | None] = {}
         for ifname, cidr in m.items():
             p = _join(path, ifname)
-            self.name(ifname, p, "interface name")
-            if len(ifname) >= IFNAMSIZ:
-                self.fail(p, f"interface name is longer than {IFNAMSIZ - 1} characters (IFNAMSIZ)")
+            try:
+                interface_name(ifname)
+            except ValueError as exc:
+                self.fail(p, str(exc))
             out[ifname] = None if cidr is None else self.address(cidr, p)
         return out
 
@@ -593,9 +562,7 @@ class _Parser:
         changes = self.mapping(m["set"], f"{path}.set", allow_null=False)
         if not changes:
             self.fail(f"{path}.set", "nothing to set")
-        if "mtu" in changes:
-            self.fail(f"{path}.set.mtu", "a link's MTU cannot change while it runs")
-        self.known_keys(changes, f"{path}.set", [f for f in LINK_FIELDS if f != "mtu"])
+        self.known_keys(changes, f"{path}.set", LINK_FIELDS)
         return Event(at=at, link=link, set=self.link_fields(changes, f"{path}.set"))
 
     # ----------------------------------------------------------------- experiments
@@ -663,49 +630,35 @@ class _Checker:
         self.experiments()
 
     def addresses(self) -> None:
-        owner: dict[int, str] = {}
+        book = AddressBook()
         for node in self.t.nodes.values():
             path = f"nodes.{node.name}"
-            entries: list[tuple[int, int, int, str, str]] = []
             cidrs = [
                 (f"{path}.interfaces.{i}", f"{node.name}:{i}", c, i)
                 for i, c in node.interfaces.items()
                 if c is not None
             ]
             if node.address is not None:
-                cidrs.append((f"{path}.address", node.name, node.address, ""))
-            for order, (p, label, cidr, ifname) in enumerate(cidrs):
+                cidrs.append((f"{path}.address", node.name, node.address, node.name))
+            mine: list[tuple[str, int, int]] = []
+            where: dict[str, str] = {}
+            for p, label, cidr, name in cidrs:
                 addr, plen = split_cidr(cidr)
-                if addr in owner:
-                    self.fail(p, f"address {ip_to_str(addr)} is already used by {owner[addr]}")
-                owner[addr] = label
-                start = addr & prefix_mask(plen)
-                entries.append((start, start + (1 << (32 - plen)) - 1, order, p, ifname))
-            # Overlapping subnets on one host: aligned blocks either nest or are disjoint, so
-            # one sweep in address order finds any overlap.
-            entries.sort()
-            widest: tuple[int, int, int, str, str] | None = None
-            for entry in entries:
-                if widest is not None and entry[0] <= widest[1]:
-                    early, late = sorted((widest, entry), key=lambda e: e[2])
-                    self.fail(
-                        late[3],
-                        f"subnet {self._subnet(late)} overlaps {self._subnet(early)} of "
-                        f"{early[4] or node.name} on the same node",
-                    )
-                if widest is None or entry[1] > widest[1]:
-                    widest = entry
-
-    @staticmethod
-    def _subnet(entry: tuple[int, int, int, str, str]) -> str:
-        size = entry[1] - entry[0] + 1
-        return f"{ip_to_str(entry[0])}/{32 - (size.bit_length() - 1)}"
+                try:
+                    book.claim(addr, label)
+                except ValueError as exc:
+                    self.fail(p, str(exc))
+                mine.append((name, addr, plen))
+                where[name] = p
+            overlap = first_overlap(mine)
+            if overlap is not None:
+                self.fail(where[overlap[0]], overlap[1])
 
     def links(self) -> None:
         nodes = self.t.nodes
         used: dict[str, int] = {}
         tap_used: dict[str, int] = {}
-        bridges = _UnionFind()
+        bridges = SwitchLoops()
         for i, link in enumerate(self.t.links):
             path = f"links[{i}]"
             for j, ep in enumerate(link.endpoints):
@@ -715,8 +668,7 @@ class _Checker:
                 if node is None:
                     self.fail(p, f"no node named {name!r}" + _did_you_mean(name, nodes))
                 if node.kind in ("host", "router") and ifname not in node.interfaces:
-                    declared = ", ".join(node.interfaces) or "none"
-                    self.fail(p, f"{name} has no interface {ifname!r} (it declares: {declared})")
+                    self.fail(p, missing_interface(name, ifname, node.interfaces))
                 if node.kind == "tap":
                     if ifname != TAP_PORT:
                         self.fail(
@@ -738,12 +690,10 @@ class _Checker:
                 self.fail(path, str(exc))
             a, b = (ep.partition(":")[0] for ep in link.endpoints)
             if nodes[a].kind == "switch" and nodes[b].kind == "switch":
-                if not bridges.union(a, b):
-                    self.fail(
-                        path,
-                        f"closes a loop of switches through {a} and {b} "
-                        "(emulated switches run no spanning tree)",
-                    )
+                try:
+                    bridges.join(a, b)
+                except ValueError as exc:
+                    self.fail(path, str(exc))
 
     def subnets(self, fabric: Fabric) -> None:
         seen: dict[tuple[int, int], Any] = {}
@@ -796,6 +746,13 @@ class _Checker:
             index = self.t.link_index(*event.link)
             if index is None:
                 self.fail(f"events[{i}].link", f"no link joins {event.link[0]} and {event.link[1]}")
+            if "mtu" in event.set:
+                for ep in self.t.links[index].endpoints:
+                    if self.t.nodes[ep.partition(":")[0]].kind == "tap":
+                        self.fail(
+                            f"events[{i}].set.mtu",
+                            f"{ep} is a tap device: its MTU is set when it opens",
+                        )
             params = current.get(index)
             if params is None:
                 params = self.t.links[index].params(self.t.defaults.link)

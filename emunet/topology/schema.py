@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ..fabric.impair import LinkParams
-from ..units import parse_rate, parse_size, parse_time
+from ..units import MAX_BUFFER, MAX_COUNT, parse_rate, parse_size, parse_time
 
 __all__ = [
     "EXPERIMENT_TYPES",
@@ -47,12 +47,14 @@ __all__ = [
     "TopologyError",
     "TracerouteExperiment",
     "UdpExperiment",
+    "checked_options",
 ]
 
 NODE_KINDS = ("host", "router", "switch", "tap")
 ROUTING_MODES = ("static", "auto")
 CONGESTION_CONTROLS = ("cubic", "reno")  # as emunet.stack.sysctl accepts
 MAX_UDP_PAYLOAD = 65507  # 65535 - 20 (IPv4) - 8 (UDP): ping -s and UDP datagrams
+MAX_DATAGRAMS = 10**9  # a UDP stream's rate x time, in datagrams
 LINK_FIELDS: tuple[str, ...] = tuple(f.name for f in attrs.fields(LinkParams))
 """Every impairment a link (or ``defaults.link``, or an event's ``set``) may name."""
 
@@ -266,7 +268,7 @@ class PingExperiment(Experiment):
     """``ping -c count -i interval -s size -W timeout -t ttl`` from ``src`` to ``dst``."""
 
     type: ClassVar[str] = "ping"
-    count: int = _field("count", 3, integer(1))
+    count: int = _field("count", 3, integer(1, MAX_COUNT))
     interval: float = _field("interval", 1.0, parse_time, "seconds")
     size: int = _field("size", 56, lambda v: _size_in(v, 0, MAX_UDP_PAYLOAD), "bytes of data")
     timeout: float = _field("timeout", 10.0, parse_time, "seconds")
@@ -294,7 +296,9 @@ class TcpExperiment(Experiment):
     bytes: int | None = _field("bytes", None, lambda v: _size_in(v, 1), "bytes to send")
     time: float | None = _field("time", None, parse_time, "seconds")
     parallel: int = _field("parallel", 1, integer(1, 128))
-    length: int = _field("length", 128 * 1024, lambda v: _size_in(v, 1), "bytes per write")
+    length: int = _field(
+        "length", 128 * 1024, lambda v: _size_in(v, 1, MAX_BUFFER), "bytes per write"
+    )
     congestion: str | None = _field("congestion", None, choice(*CONGESTION_CONTROLS))
     port: int = _field("port", 5001, integer(1, 65535))
 
@@ -324,6 +328,12 @@ class UdpExperiment(Experiment):
     def __attrs_post_init__(self) -> None:
         if not self.rate > 0:
             raise ValueError("rate: must be above 0")
+        datagrams = self.rate * self.time / (8 * self.size)
+        if datagrams > MAX_DATAGRAMS:
+            raise ValueError(
+                f"rate x time: {datagrams:.3g} datagrams of {self.size} bytes is above the "
+                f"limit of {MAX_DATAGRAMS:.0e} (about as many packets as a 1 TB TCP transfer)"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -334,11 +344,11 @@ class StormExperiment(Experiment):
     and listen overflows."""
 
     type: ClassVar[str] = "storm"
-    connections: int = _field("connections", 100, integer(1))
-    concurrency: int = _field("concurrency", 10, integer(1))
-    backlog: int = _field("backlog", 128, integer(1))
+    connections: int = _field("connections", 100, integer(1, MAX_COUNT))
+    concurrency: int = _field("concurrency", 10, integer(1, MAX_COUNT))
+    backlog: int = _field("backlog", 128, integer(1, MAX_COUNT))
     accept_delay: float = _field("accept_delay", 0.0, parse_time, "seconds per accept")
-    bytes: int = _field("bytes", 0, lambda v: _size_in(v, 0), "bytes per connection")
+    bytes: int = _field("bytes", 0, lambda v: _size_in(v, 0, MAX_BUFFER), "bytes per connection")
     port: int = _field("port", 5001, integer(1, 65535))
 
 
@@ -349,9 +359,9 @@ class HttpExperiment(Experiment):
     second."""
 
     type: ClassVar[str] = "http"
-    requests: int = _field("requests", 100, integer(1))
-    concurrency: int = _field("concurrency", 1, integer(1))
-    size: int = _field("size", 1024, lambda v: _size_in(v, 0), "response body bytes")
+    requests: int = _field("requests", 100, integer(1, MAX_COUNT))
+    concurrency: int = _field("concurrency", 1, integer(1, MAX_COUNT))
+    size: int = _field("size", 1024, lambda v: _size_in(v, 0, MAX_BUFFER), "response body bytes")
     port: int = _field("port", 80, integer(1, 65535))
 
 
@@ -362,6 +372,19 @@ def _size_in(value: Any, low: int, high: int | None = None) -> int:
     if high is not None and size > high:
         raise ValueError(f"{size} bytes is above the maximum {high}")
     return size
+
+
+def checked_options(cls: type[Experiment], **values: Any) -> dict[str, Any]:
+    """``values`` converted and checked by the converters of ``cls``'s fields, the path every
+    topology file's experiment takes: the Python API (``host.ping(interval="200ms")``) uses it
+    so that it refuses what a file may not say.  Plain numbers stay seconds, bit/s and bytes
+    (only files and the CLI need units).  Raises ``ValueError`` naming the parameter."""
+    fields = attrs.fields_dict(cls)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        converter = fields[key].converter
+        out[key] = converter(value) if callable(converter) else value
+    return out
 
 
 EXPERIMENT_TYPES: dict[str, type[Experiment]] = {

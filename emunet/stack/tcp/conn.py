@@ -3215,6 +3215,16 @@ class Connection:
             return seq == self.iss
         return _between(self.snd_una, seq, self.snd_nxt)
 
+    def route_mtu_changed(self, pmtu: int) -> None:
+        """tcp_current_mss's check before each send: the route's MTU is no longer the one the
+        MSS was computed for (icsk_pmtu_cookie), so tcp_sync_mss, up or down.  How a device
+        MTU change (``ip link set mtu``) reaches the socket; nothing is retransmitted: what
+        was sent fitted the MTU of its time (a retransmission is cut to the new MSS)."""
+        if self._request or self.state in (_S.CLOSED, _S.LISTEN, _S.TIME_WAIT):
+            return
+        if pmtu != self._pmtu:
+            self._sync_mss(pmtu)
+
     def _mtu_reduced(self, mtu: int, now: float) -> None:
         """tcp_v4_mtu_reduced: lower the path MTU and retransmit what no longer fits."""
         if mtu <= 0 or self._request:
